@@ -1,0 +1,15 @@
+"""Explicit list of the packages' command groups (one line each)."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(cli: click.Group) -> None:
+    from finsentry.store.cli import db_group
+    from finsentry.streams.cli import demo_command, topics_group, worker_command
+
+    cli.add_command(topics_group)
+    cli.add_command(db_group)
+    cli.add_command(worker_command)
+    cli.add_command(demo_command)

@@ -1,0 +1,169 @@
+"""The one typed configuration: a TOML file, then FINSENTRY_* environment overrides.
+
+Loaded once by the CLI (`load_settings`) and passed down; nothing here reads the environment at
+import time. Unknown keys are errors that name the key. Secrets are `SecretStr` and never printed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from finsentry.errors import ConfigError
+
+ENV_PREFIX = "FINSENTRY_"
+ENV_DELIMITER = "__"
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port list")
+    raw_topic: str = Field("finsentry.raw", description="Normalised documents from crawlers")
+    scored_topic: str = Field("finsentry.scored", description="Scored documents from workers")
+    dead_letter_topic: str = Field("finsentry.dead-letter", description="Rejected messages")
+    partitions: int = Field(4, ge=1, description="Partitions for raw and scored topics")
+    dead_letter_partitions: int = Field(1, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    session_timeout_s: float = Field(6.0, gt=0, description="Consumer group session timeout")
+    request_timeout_s: float = Field(30.0, gt=0)
+
+
+class ClickHouseSettings(Section):
+    """`host` unset means the embedded chdb engine at `chdb_path` (the default)."""
+
+    host: str | None = Field(None, description="ClickHouse server host; unset = embedded chdb")
+    port: int = Field(9000, description="Native protocol port")
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = Field("finsentry", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    secure: bool = False
+    chdb_path: Path = Field(Path(".finsentry/chdb"), description="Embedded data directory")
+    connect_timeout_s: float = 5.0
+    retry_attempts: int = Field(8, ge=1, description="Attempts for a failed write before raising")
+    retry_max_wait_s: float = 10.0
+
+    @property
+    def embedded(self) -> bool:
+        return not self.host
+
+
+class WorkerSettings(Section):
+    app_id: str = Field("finsentry-worker", description="Faust app id = consumer group")
+    batch_size: int = Field(64, ge=1, description="Max documents per classifier call")
+    batch_max_wait_s: float = Field(1.0, gt=0, description="Max wait to fill a batch")
+    run_id: str = Field("live", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+                        description="Tag on every stored row; replays use their own")
+    max_document_chars: int = Field(100_000, ge=1, description="Longer texts are dead-lettered")
+    web_port: int | None = Field(None, description="Faust web port; unset = web disabled")
+
+
+class ModelSettings(Section):
+    classifier: str = Field("default", description="Registered classifier name")
+    sentiment_path: Path | None = Field(None, description="English sentiment model folder")
+    topic_path: Path | None = Field(None, description="English topic model folder")
+    zh_sentiment_path: Path | None = Field(None, description="Chinese sentiment model folder")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_length: int = Field(128, ge=8, le=512)
+    batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")
+    quantize: bool = Field(True, description="int8 fast path on CPU")
+    threads: int | None = Field(None, ge=1, description="torch threads; unset = torch default")
+
+
+class IngestSettings(Section):
+    """Crawler settings; sources are config entries (see finsentry.ingest)."""
+
+    state_dir: Path = Path(".finsentry/ingest")
+    user_agent: str = "finsentry/0.1 (+https://github.com/finsentry/finsentry)"
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Crawler options owned by finsentry.ingest")
+
+
+class AlertSettings(Section):
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_user: str | None = None
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    mail_from: str = "finsentry@localhost"
+    mail_to: list[str] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Settings(BaseSettings):
+    """Everything finsentry reads. Env: FINSENTRY_<SECTION>__<KEY>, e.g. FINSENTRY_KAFKA__PARTITIONS."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = Field(default_factory=ClickHouseSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _CONFIG_FILE.get("path")
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective config as plain data, secrets shown as '**********'."""
+        return json.loads(self.model_dump_json())
+
+
+# Set only for the duration of one load_settings call (pydantic-settings needs a class-level hook).
+_CONFIG_FILE: dict[str, Path | None] = {}
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load the config file (if any) under environment overrides; raise ConfigError naming keys."""
+    file = Path(path) if path is not None else None
+    if file is not None and not file.is_file():
+        raise ConfigError(f"config file not found: {file}")
+    _CONFIG_FILE["path"] = file
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{key}: {err['msg']}")
+        where = f" in {file}" if file else ""
+        raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
+    finally:
+        _CONFIG_FILE.pop("path", None)
+
+
+def env_var_for(section: str, key: str) -> str:
+    """The environment variable that overrides `section.key` (for --help texts)."""
+    return f"{ENV_PREFIX}{section.upper()}{ENV_DELIMITER}{key.upper()}"

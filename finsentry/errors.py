@@ -1,0 +1,37 @@
+"""One root exception; one subclass per package so callers can catch by layer."""
+
+
+class FinsentryError(Exception):
+    """Root of every error finsentry raises on purpose."""
+
+
+class ConfigError(FinsentryError):
+    """The configuration is invalid (the message names the key)."""
+
+
+class RecordError(FinsentryError):
+    """A message does not satisfy the record contract (the message names the field)."""
+
+
+class StoreError(FinsentryError):
+    """ClickHouse could not be reached or rejected a statement."""
+
+
+class KafkaAdminError(FinsentryError):
+    """Topics could not be created or inspected (the message names the topic)."""
+
+
+class IngestError(FinsentryError):
+    """A crawler failed (the message names the source and URL)."""
+
+
+class ModelError(FinsentryError):
+    """A classifier could not be loaded, trained or run."""
+
+
+class StreamError(FinsentryError):
+    """The stream worker failed (the message names the topic)."""
+
+
+class AlertError(FinsentryError):
+    """A rule or notifier failed (the message names the rule)."""

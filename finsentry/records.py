@@ -1,0 +1,206 @@
+"""The versioned record contract shared by every package: `Document` and `ScoredDocument`.
+
+Both travel as JSON on Kafka and are validated on the way in and out (`decode_*` raise
+RecordError naming the field). Bump SCHEMA_VERSION on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import unicodedata
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from finsentry.errors import RecordError
+
+SCHEMA_VERSION = 1
+MAX_TEXT_CHARS = 100_000
+SENTIMENTS: tuple[str, str, str] = ("negative", "neutral", "positive")
+Sentiment = Literal["negative", "neutral", "positive"]
+
+# Query parameters that never change what a URL points at (tracking, sessions).
+_TRACKING_PARAMS = {"fbclid", "gclid", "mc_cid", "mc_eid", "ref", "cmpid", "sessionid", "sid"}
+
+
+def canonical_url(url: str) -> str:
+    """Lower-case scheme/host, drop fragment, default ports, tracking params; sort the query."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in _TRACKING_PARAMS
+    ]
+    path = parts.path or "/"
+    if len(path) > 1 and path.endswith("/"):
+        path = path[:-1]
+    return urlunsplit((scheme, host, path, urlencode(sorted(query)), ""))
+
+
+def normalise_text(text: str) -> str:
+    """NFKC + collapsed whitespace: the form content hashes are taken over."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def document_id(url: str | None, title: str, text: str) -> str:
+    """Stable id: from the canonical URL when there is one, else from the content."""
+    if url:
+        basis = "url:" + canonical_url(url)
+    else:
+        basis = "text:" + normalise_text(title).lower() + "\n" + normalise_text(text).lower()
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+
+
+def content_hash(title: str, text: str) -> str:
+    """Hash of the normalised content, for exact-repeat detection across different URLs."""
+    basis = normalise_text(title).lower() + "\n" + normalise_text(text).lower()
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+
+class TickerMention(Record):
+    """A ticker the document is about; relevance 1.0 = headline, lower = body/passing mention."""
+
+    symbol: str = Field(min_length=1, max_length=32)
+    relevance: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class Document(Record):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source: str = Field(min_length=1, max_length=128)
+    url: str | None = Field(None, max_length=4096)
+    title: str = Field("", max_length=2048)
+    text: str = Field(max_length=MAX_TEXT_CHARS)
+    language: str | None = Field(None, max_length=16)
+    published_at: datetime
+    fetched_at: datetime = Field(default_factory=utcnow)
+    tickers: list[TickerMention] = Field(default_factory=list)
+    entities: list[str] = Field(default_factory=list)
+    content_hash: str | None = None
+    novelty: float = Field(1.0, ge=0.0, le=1.0, description="1 = first story of its cluster")
+    duplicate_of: str | None = Field(None, description="id of the first story when a near-dup")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="raw source metadata")
+
+    @field_validator("published_at", "fetched_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp must carry a timezone")
+        return value.astimezone(UTC)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text is empty or whitespace")
+        return value
+
+    @classmethod
+    def create(cls, *, source: str, text: str, title: str = "", url: str | None = None,
+               published_at: datetime | None = None, **fields: Any) -> Document:
+        """Build a document with its stable id and content hash filled in."""
+        return cls(
+            id=document_id(url, title, text),
+            source=source, url=url, title=title, text=text,
+            published_at=published_at or utcnow(),
+            content_hash=content_hash(title, text),
+            **fields,
+        )
+
+    @property
+    def classify_text(self) -> str:
+        """What the classifiers read: the headline and the body."""
+        if self.title and not self.text.startswith(self.title):
+            return f"{self.title}. {self.text}"
+        return self.text
+
+    @property
+    def primary_ticker(self) -> str:
+        if not self.tickers:
+            return ""
+        return max(self.tickers, key=lambda t: t.relevance).symbol
+
+
+class SentimentProbs(Record):
+    negative: float = Field(ge=0.0, le=1.0)
+    neutral: float = Field(ge=0.0, le=1.0)
+    positive: float = Field(ge=0.0, le=1.0)
+
+
+class ScoredDocument(Record):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    document: Document
+    sentiment: Sentiment
+    sentiment_probs: SentimentProbs
+    score: float = Field(ge=-1.0, le=1.0, description="P(positive) - P(negative)")
+    topic: str = ""
+    topic_probs: dict[str, float] = Field(default_factory=dict)
+    model_name: str
+    model_version: str
+    processed_at: datetime = Field(default_factory=utcnow)
+    run_id: str = Field(min_length=1, max_length=64)
+
+
+def _decode(model: type[Record], payload: bytes | str | dict[str, Any], what: str) -> Any:
+    try:
+        if isinstance(payload, dict):
+            return model.model_validate(payload)
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8")
+        return model.model_validate_json(payload)
+    except UnicodeDecodeError as exc:
+        raise RecordError(f"{what}: payload is not valid UTF-8 ({exc.reason} at byte {exc.start})")\
+            from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "<root>"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise RecordError(f"{what}: {field}: {first['msg']}{more}") from None
+
+
+def decode_document(payload: bytes | str | dict[str, Any]) -> Document:
+    """Validate a raw-topic message; RecordError names the offending field."""
+    return _decode(Document, payload, "Document")  # type: ignore[no-any-return]
+
+
+def decode_scored(payload: bytes | str | dict[str, Any]) -> ScoredDocument:
+    return _decode(ScoredDocument, payload, "ScoredDocument")  # type: ignore[no-any-return]
+
+
+def dead_letter(payload: bytes, reason: str, *, topic: str, partition: int | None = None,
+                offset: int | None = None, stage: str = "validate") -> bytes:
+    """The dead-letter envelope: the reason, where it came from, and the payload kept intact."""
+    try:
+        text: str | None = payload.decode("utf-8")
+        b64 = None
+    except UnicodeDecodeError:
+        text, b64 = None, base64.b64encode(payload).decode("ascii")
+    if text is not None and len(text) > 1_000_000:
+        # keep the envelope under broker message limits; the head is enough to debug
+        text = text[:1_000_000]
+    env = {
+        "reason": reason, "stage": stage, "topic": topic, "partition": partition,
+        "offset": offset, "failed_at": utcnow().isoformat(), "payload": text,
+        "payload_base64": b64, "payload_bytes": len(payload),
+    }
+    return json.dumps(env, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,1 @@
+"""ClickHouse store: one interface, two transports (clickhouse-driver, chdb)."""
