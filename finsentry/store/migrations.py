@@ -1,0 +1,190 @@
+"""Versioned, idempotent schema migrations, recorded in `schema_migrations`.
+
+Every statement must run on ClickHouse 18.16 AND current chdb: no DateTime64, Map, TTL,
+LowCardinality, window functions or CTEs in the base schema. Features of newer servers live in
+migrations with `min_server`; on older servers they are skipped (not recorded), so they apply
+after an upgrade. Statements are themselves idempotent (IF NOT EXISTS), so a migration that died
+half-way is simply re-run. Never edit an applied migration: add a new one (checksums are checked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from finsentry.errors import StoreError
+from finsentry.records import utcnow
+from finsentry.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    min_server: tuple[int, ...] | None = None  # skipped on older servers
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256("\n;\n".join(self.statements).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class MigrationResult:
+    applied: list[Migration] = field(default_factory=list)
+    skipped: list[Migration] = field(default_factory=list)  # server too old
+
+
+SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime('UTC')
+) ENGINE = ReplacingMergeTree()
+ORDER BY version
+"""
+
+SCORED_DOCUMENTS_DDL = """
+CREATE TABLE IF NOT EXISTS scored_documents (
+    run_id String,
+    doc_id String,
+    source String,
+    url String,
+    title String,
+    text String,
+    language String,
+    published_at DateTime('UTC'),
+    fetched_at DateTime('UTC'),
+    processed_at DateTime('UTC'),
+    tickers Array(String),
+    ticker_relevance Array(Float32),
+    primary_ticker String,
+    entities Array(String),
+    content_hash String,
+    novelty Float32,
+    duplicate_of String,
+    sentiment String,
+    p_negative Float32,
+    p_neutral Float32,
+    p_positive Float32,
+    score Float32,
+    topic String,
+    topic_confidence Float32,
+    topic_probs String,
+    model_name String,
+    model_version String,
+    schema_version UInt8,
+    metadata String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(published_at)
+ORDER BY (run_id, doc_id)
+"""
+
+SENTIMENT_MINUTE_DDL = """
+CREATE TABLE IF NOT EXISTS sentiment_minute (
+    run_id String,
+    minute DateTime('UTC'),
+    topic String,
+    ticker String,
+    source String,
+    sentiment String,
+    docs UInt64,
+    score_sum Float64
+) ENGINE = SummingMergeTree()
+PARTITION BY toYYYYMM(minute)
+ORDER BY (run_id, minute, topic, ticker, source, sentiment)
+"""
+
+# Counts every row inserted into scored_documents: ScoredSink never inserts a stored doc twice.
+SENTIMENT_MINUTE_MV_DDL = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS sentiment_minute_mv TO sentiment_minute AS
+SELECT
+    run_id,
+    toStartOfMinute(published_at) AS minute,
+    topic,
+    arrayJoin(if(empty(tickers), [''], tickers)) AS ticker,
+    source,
+    sentiment,
+    count() AS docs,
+    sum(toFloat64(score)) AS score_sum
+FROM scored_documents
+GROUP BY run_id, minute, topic, ticker, source, sentiment
+"""
+
+ALERTS_DDL = """
+CREATE TABLE IF NOT EXISTS alerts (
+    run_id String,
+    alert_id String,
+    rule String,
+    topic String,
+    ticker String,
+    source String,
+    window_start DateTime('UTC'),
+    window_end DateTime('UTC'),
+    fired_at DateTime('UTC'),
+    value Float64,
+    threshold Float64,
+    baseline Float64,
+    doc_count UInt64,
+    severity String,
+    message String,
+    notified UInt8,
+    notify_status String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (run_id, alert_id)
+"""
+
+# Table TTL arrived in ClickHouse 19.6; older servers keep rows until deleted by hand.
+RETENTION_TTL_DDL = """
+ALTER TABLE scored_documents MODIFY TTL processed_at + INTERVAL 365 DAY
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "scored_documents", (SCORED_DOCUMENTS_DDL,)),
+    Migration(2, "sentiment_minute", (SENTIMENT_MINUTE_DDL, SENTIMENT_MINUTE_MV_DDL)),
+    Migration(3, "alerts", (ALERTS_DDL,)),
+    Migration(4, "scored_documents_retention_ttl", (RETENTION_TTL_DDL,), min_server=(19, 6)),
+)
+
+
+def applied_versions(store: Store) -> dict[int, str]:
+    """Applied migration versions -> checksum (creates the bookkeeping table if missing)."""
+    store.execute(SCHEMA_MIGRATIONS_DDL)
+    rows = store.query("SELECT version, any(checksum) AS checksum FROM schema_migrations "
+                       "GROUP BY version ORDER BY version")
+    return {int(r["version"]): str(r["checksum"]) for r in rows}
+
+
+def migrate(store: Store, migrations: tuple[Migration, ...] = MIGRATIONS) -> MigrationResult:
+    """Apply the migrations not yet recorded, in order; re-running applies nothing."""
+    done = applied_versions(store)
+    result = MigrationResult()
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise StoreError(
+                    f"migration {migration.version} ({migration.name}) changed after it was "
+                    f"applied to {store.database}: add a new migration instead")
+            continue
+        if migration.min_server is not None and not store.supports(migration.min_server):
+            log.info("skipping migration %s (%s): needs ClickHouse >= %s, server is %s",
+                     migration.version, migration.name, migration.min_server,
+                     store.server_version)
+            result.skipped.append(migration)
+            continue
+        for statement in migration.statements:
+            store.execute(statement)
+        store.insert("schema_migrations", [{
+            "version": migration.version, "name": migration.name,
+            "checksum": migration.checksum, "applied_at": utcnow(),
+        }])
+        log.info("applied migration %s (%s) to %s", migration.version, migration.name,
+                 store.database)
+        result.applied.append(migration)
+    return result

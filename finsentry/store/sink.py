@@ -1,0 +1,108 @@
+"""ScoredSink: store scored documents exactly once per (run_id, doc_id).
+
+The sentiment_minute materialized view counts every inserted row, so idempotency lives here:
+in-batch duplicates are dropped, ids already stored for the run are skipped (one SELECT), and
+the remaining rows go in ONE insert. A transient failure retries the whole check-then-insert, so
+an insert that landed before the connection died is found by the re-check, not written twice.
+(Two sinks writing the same run concurrently could still race; one worker per partition doesn't.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from finsentry.records import ScoredDocument
+from finsentry.store import queries
+from finsentry.store.base import Store
+
+TABLE = "scored_documents"
+_MAX_IDS_PER_CHECK = 5000  # keeps the IN (...) list far below max_query_size
+
+
+def scored_row(doc: ScoredDocument) -> dict[str, Any]:
+    """The scored_documents row for a ScoredDocument (timestamps UTC, JSON for free-form maps)."""
+    d = doc.document
+    topic_conf = doc.topic_probs.get(doc.topic, 0.0) if doc.topic else 0.0
+    return {
+        "run_id": doc.run_id,
+        "doc_id": d.id,
+        "source": d.source,
+        "url": d.url or "",
+        "title": d.title,
+        "text": d.text,
+        "language": d.language or "",
+        "published_at": d.published_at,
+        "fetched_at": d.fetched_at,
+        "processed_at": doc.processed_at,
+        "tickers": [t.symbol for t in d.tickers],
+        "ticker_relevance": [float(t.relevance) for t in d.tickers],
+        "primary_ticker": d.primary_ticker,
+        "entities": list(d.entities),
+        "content_hash": d.content_hash or "",
+        "novelty": float(d.novelty),
+        "duplicate_of": d.duplicate_of or "",
+        "sentiment": doc.sentiment,
+        "p_negative": float(doc.sentiment_probs.negative),
+        "p_neutral": float(doc.sentiment_probs.neutral),
+        "p_positive": float(doc.sentiment_probs.positive),
+        "score": float(doc.score),
+        "topic": doc.topic,
+        "topic_confidence": float(topic_conf),
+        "topic_probs": json.dumps(doc.topic_probs, ensure_ascii=False, sort_keys=True),
+        "model_name": doc.model_name,
+        "model_version": doc.model_version,
+        "schema_version": doc.schema_version,
+        "metadata": json.dumps(d.metadata, ensure_ascii=False, sort_keys=True, default=str),
+        "version": int(doc.processed_at.timestamp() * 1_000_000),
+    }
+
+
+class ScoredSink:
+    """Writes ScoredDocument batches to scored_documents; safe to call again with the same docs."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def write(self, docs: Sequence[ScoredDocument]) -> int:
+        """Store the batch once; returns the number of rows actually inserted."""
+        unique: dict[tuple[str, str], ScoredDocument] = {}
+        for doc in docs:
+            unique.setdefault((doc.run_id, doc.document.id), doc)
+        if not unique:
+            return 0
+        runs = sorted({run for run, _ in unique})
+        what = f"ScoredSink.write of {len(unique)} documents (run {', '.join(runs)})"
+        return self.store.retrying(lambda: self._write_once(unique), what)
+
+    def _write_once(self, unique: dict[tuple[str, str], ScoredDocument]) -> int:
+        by_run: dict[str, list[str]] = {}
+        for run_id, doc_id in unique:
+            by_run.setdefault(run_id, []).append(doc_id)
+        stored: set[tuple[str, str]] = set()
+        for run_id, ids in by_run.items():
+            for start in range(0, len(ids), _MAX_IDS_PER_CHECK):
+                chunk = tuple(ids[start:start + _MAX_IDS_PER_CHECK])
+                rows = self.store.query(
+                    f"SELECT DISTINCT doc_id FROM {TABLE} "
+                    "WHERE run_id = %(run_id)s AND doc_id IN %(ids)s",
+                    {"run_id": run_id, "ids": chunk}, retry=False)
+                stored.update((run_id, str(r["doc_id"])) for r in rows)
+        fresh = [scored_row(doc) for key, doc in unique.items() if key not in stored]
+        self.store.insert(TABLE, fresh, retry=False)
+        return len(fresh)
+
+    # Read helpers (see finsentry.store.queries).
+    def count_documents(self, run_id: str) -> int:
+        return queries.count_documents(self.store, run_id)
+
+    def sentiment_counts(self, run_id: str) -> dict[str, int]:
+        return queries.sentiment_counts(self.store, run_id)
+
+    def topic_counts(self, run_id: str) -> dict[str, int]:
+        return queries.topic_counts(self.store, run_id)
+
+    def sentiment_over_time(self, run_id: str, bucket_minutes: int = 5,
+                            ticker: str | None = None) -> list[dict[str, Any]]:
+        return queries.sentiment_over_time(self.store, run_id, bucket_minutes, ticker=ticker)
