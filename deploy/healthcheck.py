@@ -1,0 +1,56 @@
+"""Container health probe for the finsentry services (stdlib only, no finsentry import).
+
+    python healthcheck.py tcp HOST:PORT [HOST:PORT ...]   every endpoint accepts a connection
+    python healthcheck.py http URL                        the URL answers with a status below 500
+
+Why a separate script: importing finsentry would load pydantic and friends on every probe, and the
+probe must say "this process can reach what it needs" without depending on the code it checks.
+Exit status 0 = healthy, 1 = unhealthy (the reason on stderr), as Docker expects.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import urllib.error
+import urllib.request
+
+TIMEOUT_S = 3.0
+
+
+def check_tcp(endpoint: str) -> str | None:
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        return f"bad endpoint {endpoint!r}: expected HOST:PORT"
+    try:
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"{endpoint}: {exc}"
+
+
+def check_http(url: str) -> str | None:
+    if not url.startswith(("http://", "https://")):
+        return f"bad url {url!r}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S):  # noqa: S310 - scheme checked above
+            return None
+    except urllib.error.HTTPError as exc:  # the server answered: only 5xx means unhealthy
+        return None if exc.code < 500 else f"{url}: HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"{url}: {exc}"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in {"tcp", "http"}:
+        print(__doc__, file=sys.stderr)
+        return 2
+    check = check_tcp if argv[0] == "tcp" else check_http
+    problems = [p for p in (check(target) for target in argv[1:]) if p]
+    for problem in problems:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
