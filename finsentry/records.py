@@ -20,6 +20,7 @@ from finsentry.errors import RecordError
 
 SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 100_000
+DEAD_LETTER_MAX_PAYLOAD = 256 * 1024
 SENTIMENTS: tuple[str, str, str] = ("negative", "neutral", "positive")
 Sentiment = Literal["negative", "neutral", "positive"]
 
@@ -195,12 +196,17 @@ def dead_letter(payload: bytes, reason: str, *, topic: str, partition: int | Non
         b64 = None
     except UnicodeDecodeError:
         text, b64 = None, base64.b64encode(payload).decode("ascii")
-    if text is not None and len(text) > 1_000_000:
-        # keep the envelope under broker message limits; the head is enough to debug
-        text = text[:1_000_000]
+    truncated = len(payload) > DEAD_LETTER_MAX_PAYLOAD
+    if truncated:
+        # keep the envelope under broker message limits; the head and a hash identify it
+        if text is not None:
+            text = payload[:DEAD_LETTER_MAX_PAYLOAD].decode("utf-8", errors="replace")
+        else:
+            b64 = base64.b64encode(payload[:DEAD_LETTER_MAX_PAYLOAD]).decode("ascii")
     env = {
         "reason": reason, "stage": stage, "topic": topic, "partition": partition,
         "offset": offset, "failed_at": utcnow().isoformat(), "payload": text,
-        "payload_base64": b64, "payload_bytes": len(payload),
+        "payload_base64": b64, "payload_bytes": len(payload), "payload_truncated": truncated,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
     return json.dumps(env, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,197 @@
+"""`finsentry demo`: the whole pipeline on one machine with no external service.
+
+Embedded broker (noida-db child process) + embedded ClickHouse (chdb) + the real worker and
+classifiers, fed a generated sample stream (with a negative burst and two malformed messages);
+prints a summary and writes an HTML report with sentiment over time per topic.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from finsentry.config import Settings
+from finsentry.streams.sample import SampleStream, generate
+
+log = logging.getLogger(__name__)
+MALFORMED: list[bytes] = [b"{not json", b'{"id": "x", "text": ""}']
+BUCKET_MINUTES = 15
+
+
+@dataclass
+class DemoSummary:
+    run_id: str
+    produced: int
+    stored: int
+    dead_lettered: int
+    seconds: float
+    sentiments: dict[str, int]
+    topics: dict[str, int]
+    model: str
+    report: Path
+    burst_ticker: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.stored / self.seconds if self.seconds > 0 else 0.0
+
+    def render(self) -> str:
+        lines = [
+            f"run {self.run_id}: {self.produced} messages produced, {self.stored} documents "
+            f"stored, {self.dead_lettered} dead-lettered",
+            f"throughput: {self.docs_per_second:.1f} documents/s "
+            f"({self.seconds:.1f} s in the worker; model {self.model})",
+            "sentiment: " + ", ".join(f"{k} {v}" for k, v in self.sentiments.items()),
+            "topics:",
+            *[f"  {v:5d}  {k or '(none)'}" for k, v in self.topics.items()],
+            f"report: {self.report}",
+        ]
+        return "\n".join(lines)
+
+
+def run_demo(settings: Settings, out_dir: Path, documents: int = 600, seed: int = 7,
+             progress: bool = True) -> DemoSummary:
+    from finsentry.broker import EmbeddedBroker
+    from finsentry.kafka_admin import ensure_topics
+    from finsentry.models import load_classifier
+    from finsentry.store import ScoredSink, migrate, open_store
+    from finsentry.streams.worker import StopPolicy, run_worker
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    run_id = f"demo-{stamp}"
+    broker_dir = out_dir / f"broker-{stamp}"
+    sample = generate(documents, seed=seed)
+    with EmbeddedBroker(broker_dir) as broker:
+        settings = Settings.model_validate({
+            **settings.model_dump(),
+            "kafka": {**settings.kafka.model_dump(), "bootstrap_servers": broker.bootstrap},
+            "clickhouse": {**settings.clickhouse.model_dump(), "host": None,
+                           "chdb_path": out_dir / "chdb"},
+            "worker": {**settings.worker.model_dump(), "run_id": run_id,
+                       "app_id": f"finsentry-demo-{stamp}"},
+        })
+        ensure_topics(settings.kafka)
+        produced = _produce(settings, sample)
+        classifier = load_classifier(settings.models)
+        store = open_store(settings.clickhouse)
+        try:
+            migrate(store)
+            bar = _progress_bar(produced, progress)
+            started = time.monotonic()
+            stats = run_worker(settings, classifier, ScoredSink(store),
+                               StopPolicy(expect_messages=produced, max_seconds=1800),
+                               on_progress=lambda s: bar.update(s.messages - bar.n))
+            bar.close()
+            seconds = time.monotonic() - started
+            summary = _summarise(store, settings, sample, produced, stats.rejected, seconds,
+                                 classifier.name, out_dir)
+        finally:
+            store.close()
+    shutil.rmtree(broker_dir, ignore_errors=True)
+    return summary
+
+
+def _produce(settings: Settings, sample: SampleStream) -> int:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
+                             retries=5, linger_ms=20)
+    try:
+        futures = [
+            producer.send(settings.kafka.raw_topic, key=(d.primary_ticker or d.source).encode(),
+                          value=d.to_json())
+            for d in sample.documents
+        ]
+        futures += [producer.send(settings.kafka.raw_topic, key=b"malformed", value=m)
+                    for m in MALFORMED]
+        producer.flush()
+        for fut in futures:
+            fut.get(timeout=30)  # surface delivery errors
+    finally:
+        producer.close()
+    return len(sample.documents) + len(MALFORMED)
+
+
+def _progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="scoring", unit="doc", disable=not enabled)
+
+
+def _summarise(store: Any, settings: Settings, sample: SampleStream, produced: int,
+               rejected: int, seconds: float, model: str, out_dir: Path) -> DemoSummary:
+    from finsentry.store import count_documents, sentiment_counts, topic_counts
+
+    run_id = settings.worker.run_id
+    report = out_dir / f"report-{run_id}.html"
+    summary = DemoSummary(
+        run_id=run_id, produced=produced, stored=count_documents(store, run_id),
+        dead_lettered=rejected, seconds=seconds,
+        sentiments=sentiment_counts(store, run_id), topics=topic_counts(store, run_id),
+        model=model, report=report, burst_ticker=sample.burst_ticker,
+    )
+    write_report(store, summary, sample, report)
+    shutil.copyfile(report, out_dir / "report.html")
+    return summary
+
+
+def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: Path) -> None:
+    """HTML page: sentiment over time per topic (inline SVG chart) and the negative burst."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    series = store.query(
+        "SELECT toDateTime(intDiv(toUInt32(published_at), %(s)s) * %(s)s, 'UTC') AS bucket, "
+        "topic, count() AS docs, sum(score) AS score_sum FROM scored_documents FINAL "
+        "WHERE run_id = %(run)s GROUP BY bucket, topic ORDER BY bucket, topic",
+        {"run": summary.run_id, "s": BUCKET_MINUTES * 60},
+    )
+    svg = _chart_svg(series, summary, sample)
+    negatives = store.query(
+        "SELECT published_at, source, title, text, score FROM scored_documents FINAL "
+        "WHERE run_id = %(run)s AND sentiment = 'negative' ORDER BY score ASC, doc_id LIMIT 15",
+        {"run": summary.run_id},
+    )
+    env = Environment(loader=PackageLoader("finsentry.streams", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    html = env.get_template("report.html.j2").render(s=summary, svg=svg, negatives=negatives,
+                                                     bucket=BUCKET_MINUTES)
+    path.write_text(html, encoding="utf-8")
+
+
+def _chart_svg(series: list[dict[str, Any]], summary: DemoSummary,
+               sample: SampleStream) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    frame = pd.DataFrame(series)
+    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=96)
+    if not frame.empty:
+        frame["mean_score"] = frame["score_sum"] / frame["docs"].where(frame["docs"] > 0)
+        top = list(frame.groupby("topic")["docs"].sum().nlargest(6).index)
+        for topic in top:
+            part = frame[frame["topic"] == topic].sort_values("bucket")
+            ax.plot(part["bucket"], part["mean_score"], marker=".", label=topic or "(none)")
+    ax.axvspan(sample.burst_start, sample.burst_end, color="#d62728", alpha=0.12,
+               label=f"injected burst ({sample.burst_ticker})")
+    ax.axhline(0, color="#888", linewidth=0.8)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_ylabel("mean sentiment score (P(pos) - P(neg))")
+    ax.set_title(f"Sentiment over time per topic ({BUCKET_MINUTES}-minute buckets)")
+    ax.legend(loc="lower left", fontsize=8, ncol=2)
+    fig.autofmt_xdate()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.find("<svg"):]

@@ -1,0 +1,177 @@
+"""Batch processing, independent of Faust: decode -> classify (one call) -> store (one insert).
+
+Split in an ok/err fashion: every input message ends either as a ScoredDocument (stored and
+published) or as a dead-letter envelope with its reason; nothing is dropped. The blocking half
+(`score_and_store`) runs in the worker's executor thread so the event loop keeps heartbeating.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
+
+from finsentry.errors import RecordError, StoreError
+from finsentry.models.base import Classifier, Prediction
+from finsentry.records import (
+    Document,
+    ScoredDocument,
+    SentimentProbs,
+    dead_letter,
+    decode_document,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """What the processor needs of a Kafka message."""
+
+    value: bytes | None
+    topic: str
+    partition: int | None = None
+    offset: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that could not be processed, as a dead-letter envelope."""
+
+    key: bytes | None
+    envelope: bytes
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    scored: list[ScoredDocument] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    written: int = 0
+
+
+@dataclass
+class ProcessorStats:
+    """Counters for progress output and stop conditions; updated on the event loop only."""
+
+    messages: int = 0
+    scored: int = 0
+    written: int = 0
+    rejected: int = 0
+    batches: int = 0
+    classify_seconds: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+    last_activity: float = field(default_factory=time.monotonic)
+
+    def add(self, n_messages: int, result: BatchResult, classify_s: float) -> None:
+        self.messages += n_messages
+        self.scored += len(result.scored)
+        self.written += result.written
+        self.rejected += len(result.rejected)
+        self.batches += 1
+        self.classify_seconds += classify_s
+        self.last_activity = time.monotonic()
+
+
+def _reject(msg: RawMessage, reason: str, stage: str) -> Rejected:
+    payload = msg.value if msg.value is not None else b""
+    env = dead_letter(payload, reason, topic=msg.topic, partition=msg.partition,
+                      offset=msg.offset, stage=stage)
+    return Rejected(key=None, envelope=env, reason=reason)
+
+
+def decode_batch(messages: Sequence[RawMessage]) -> tuple[list[Document], list[Rejected]]:
+    """Validate every message against the Document contract; the rest become dead letters."""
+    docs: list[Document] = []
+    rejected: list[Rejected] = []
+    for msg in messages:
+        if not msg.value:
+            rejected.append(_reject(msg, "empty message", "validate"))
+            continue
+        try:
+            docs.append(decode_document(msg.value))
+        except RecordError as exc:
+            rejected.append(_reject(msg, str(exc), "validate"))
+    return docs, rejected
+
+
+def to_scored(doc: Document, pred: Prediction, run_id: str) -> ScoredDocument:
+    return ScoredDocument(
+        document=doc,
+        sentiment=pred.sentiment,  # type: ignore[arg-type]
+        sentiment_probs=SentimentProbs(**pred.sentiment_probs),
+        score=max(-1.0, min(1.0, pred.score)),
+        topic=pred.topic,
+        topic_probs=pred.topic_probs,
+        model_name=pred.model_name,
+        model_version=pred.model_version,
+        processed_at=utcnow(),
+        run_id=run_id,
+    )
+
+
+class SinkProtocol:
+    """What the processor needs of a store sink (finsentry.store.ScoredSink satisfies it)."""
+
+    def write(self, docs: Sequence[ScoredDocument]) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class BatchScorer:
+    """Classify a batch in ONE model call and write it in ONE insert (retried, never dropped)."""
+
+    def __init__(self, classifier: Classifier, sink: SinkProtocol, run_id: str,
+                 topic: str, retry_max_wait_s: float = 10.0) -> None:
+        self.classifier = classifier
+        self.sink = sink
+        self.run_id = run_id
+        self.topic = topic
+        self.retry_max_wait_s = retry_max_wait_s
+        self._lock = threading.Lock()  # one batch at a time per scorer
+
+    def classify(self, docs: Sequence[Document]) -> tuple[list[ScoredDocument], list[Rejected]]:
+        texts = [d.classify_text for d in docs]
+        try:
+            preds = self.classifier.predict_batch(texts)
+            if len(preds) != len(docs):
+                raise ValueError(f"classifier returned {len(preds)} results for {len(docs)}")
+            return [to_scored(d, p, self.run_id) for d, p in zip(docs, preds, strict=True)], []
+        except Exception as exc:  # isolate the culprit: fall back to one-by-one
+            log.warning("batch classification failed on %s (%s); retrying one by one",
+                        self.topic, exc)
+        scored: list[ScoredDocument] = []
+        rejected: list[Rejected] = []
+        for doc in docs:
+            try:
+                (pred,) = self.classifier.predict_batch([doc.classify_text])
+                scored.append(to_scored(doc, pred, self.run_id))
+            except Exception as exc:
+                msg = RawMessage(doc.to_json(), self.topic)
+                rejected.append(_reject(msg, f"classifier {self.classifier.name}: {exc}",
+                                        "classify"))
+        return scored, rejected
+
+    def write(self, scored: Sequence[ScoredDocument]) -> int:
+        """Insert with exponential backoff until it lands: a failed write is never dropped."""
+        if not scored:
+            return 0
+        for attempt in Retrying(
+            wait=wait_exponential(multiplier=0.5, max=self.retry_max_wait_s),
+            retry=retry_if_exception_type(StoreError),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+            reraise=True,
+        ):
+            with attempt:
+                return self.sink.write(scored)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def score_and_store(self, docs: Sequence[Document]) -> BatchResult:
+        with self._lock:
+            scored, rejected = self.classify(docs)
+            written = self.write(scored)
+            return BatchResult(scored=scored, rejected=rejected, written=written)

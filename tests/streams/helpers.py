@@ -1,0 +1,117 @@
+"""Helpers for the end-to-end stream tests: real broker, real `finsentry worker` processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
+from finsentry.records import Document, TickerMention
+
+TICKERS = ["AAPL", "MSFT", "JPM", "XOM", "TSLA", "BAC"]
+PHRASES = [
+    "{t} beats earnings estimates and raises guidance",
+    "{t} shares slump after regulators open an investigation",
+    "{t} schedules its annual shareholder meeting",
+    "{t} announces a record buyback programme",
+    "{t} cuts outlook as demand weakens",
+]
+
+
+def make_documents(n: int, tag: str = "") -> list[Document]:
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    docs = []
+    for i in range(n):
+        t = TICKERS[i % len(TICKERS)]
+        text = PHRASES[i % len(PHRASES)].format(t=t) + f" (item {i}{tag})"
+        docs.append(Document.create(source="test-wire", title="", text=text,
+                                    url=f"https://news.example.com/{tag}/{i}",
+                                    published_at=start + timedelta(seconds=7 * i),
+                                    language="en", tickers=[TickerMention(symbol=t)]))
+    return docs
+
+
+def produce(kafka: KafkaSettings, values: Iterable[bytes], keys: Iterable[bytes] | None = None,
+            topic: str | None = None) -> int:
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                             linger_ms=10, max_request_size=8 * 1024 * 1024)
+    n = 0
+    try:
+        key_list = list(keys) if keys is not None else None
+        futures = []
+        for i, value in enumerate(values):
+            key = key_list[i] if key_list is not None else str(i % 17).encode()
+            futures.append(producer.send(topic or kafka.raw_topic, key=key, value=value))
+            n += 1
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)
+    finally:
+        producer.close()
+    return n
+
+
+def consume_all(kafka: KafkaSettings, topic: str, expect: int, timeout: float = 60) -> list[Any]:
+    consumer = KafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=f"check-{uuid.uuid4().hex[:6]}",
+                             fetch_max_bytes=16 * 1024 * 1024,
+                             max_partition_fetch_bytes=16 * 1024 * 1024)
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expect and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                out.extend(json.loads(r.value) for r in records)
+    finally:
+        consumer.close()
+    return out
+
+
+def settings_for(kafka: KafkaSettings, ch: ClickHouseSettings, **worker: Any) -> Settings:
+    tag = uuid.uuid4().hex[:6]
+    return Settings(
+        kafka=kafka, clickhouse=ch,
+        worker={"app_id": f"test-worker-{tag}", "run_id": f"test-{tag}", "batch_size": 64,
+                "batch_max_wait_s": 0.5, **worker},
+    )
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """The settings as a TOML file for a `finsentry --config` subprocess (secrets included)."""
+    import tomli_w
+
+    data = settings.model_dump(mode="json")
+    data["clickhouse"]["password"] = settings.clickhouse.password.get_secret_value()
+    data["alerts"]["smtp_password"] = settings.alerts.smtp_password.get_secret_value()
+    clean = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in data.items()}
+    path.write_bytes(tomli_w.dumps(clean).encode())
+    return path
+
+
+def start_worker(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "finsentry.cli", "--config", str(config), "worker",
+         "--log-level", "WARNING", *args],
+        stdout=out, stderr=subprocess.STDOUT, env=env,
+    )
+
+
+def worker_messages(log: Path) -> int:
+    """Messages a finished worker reported on its last line."""
+    for line in reversed(log.read_text().splitlines()):
+        if line.startswith("worker ") and " messages" in line:
+            return int(line.split(": ", 1)[1].split()[0])
+    raise AssertionError(f"no summary line in {log}:\n{log.read_text()[-2000:]}")

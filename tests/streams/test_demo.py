@@ -1,0 +1,31 @@
+"""`finsentry demo` end to end: embedded broker child process, chdb, the shipped model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _demo(out: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "finsentry.cli", "demo", "--out", str(out), "--documents", "240"],
+        capture_output=True, text=True, timeout=600, env=env, check=False,
+    )
+
+
+def test_demo_runs_twice_and_writes_chart(tmp_path: Path) -> None:
+    first = _demo(tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert "242 messages produced, 240 documents stored, 2 dead-lettered" in first.stdout
+    assert "documents/s" in first.stdout and "negative" in first.stdout
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="sentiment-chart"' in html and "<svg" in html
+    assert "Sentiment over time per topic" in html
+
+    second = _demo(tmp_path)  # a second run works and keeps its rows apart (new run id)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "240 documents stored" in second.stdout
+    assert len(list(tmp_path.glob("report-demo-*.html"))) == 2

@@ -1,0 +1,170 @@
+"""End to end on real parts: noida-db broker, `finsentry worker` processes (Faust), the shipped
+classifier, and ClickHouse — both the embedded chdb store and the 18.16 server (native protocol).
+
+chdb allows one process per data path, so the test never opens the chdb store while a worker
+process runs; two workers sharing one store need a server, so that test runs on the server only.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
+from finsentry.kafka_admin import end_offsets, ensure_topics
+from finsentry.store import migrate, open_store
+from tests.streams.helpers import (
+    consume_all,
+    make_documents,
+    produce,
+    settings_for,
+    start_worker,
+    worker_messages,
+    write_config,
+)
+
+WORKER_TIMEOUT = 420
+
+
+def _prepare(kafka: KafkaSettings, ch: ClickHouseSettings, tmp_path: Path,
+             **worker: object) -> tuple[Settings, Path]:
+    settings = settings_for(kafka, ch, **worker)
+    ensure_topics(settings.kafka)
+    store = open_store(settings.clickhouse)
+    try:
+        migrate(store)
+    finally:
+        store.close()
+    return settings, write_config(settings, tmp_path / "finsentry.toml")
+
+
+def _stored(settings: Settings) -> dict[str, object]:
+    store = open_store(settings.clickhouse)
+    try:
+        run = {"run": settings.worker.run_id}
+        final = store.query(
+            "SELECT count() AS n, uniqExact(doc_id) AS ids, "
+            "countIf(abs(p_negative + p_neutral + p_positive - 1) < 0.01) AS probs_ok, "
+            "countIf(sentiment IN ('negative', 'neutral', 'positive')) AS labelled, "
+            "countIf(abs(score - (p_positive - p_negative)) < 0.001) AS score_ok, "
+            "countIf(topic != '') AS topics "
+            "FROM scored_documents FINAL WHERE run_id = %(run)s", run)[0]
+        agg = store.query("SELECT sum(docs) AS docs FROM sentiment_minute "
+                          "WHERE run_id = %(run)s AND ticker != ''", run)[0]
+        return {**final, "agg_docs": agg["docs"]}
+    finally:
+        store.close()
+
+
+def _wait(proc: subprocess.Popen[bytes], log: Path) -> None:
+    try:
+        rc = proc.wait(WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"worker did not finish:\n{log.read_text()[-3000:]}") from None
+    assert rc == 0, log.read_text()[-3000:]
+
+
+def test_2000_documents_stored_exactly_once(kafka_settings: KafkaSettings,
+                                            store_settings: ClickHouseSettings,
+                                            tmp_path: Path) -> None:
+    settings, config = _prepare(kafka_settings, store_settings, tmp_path)
+    docs = make_documents(2000, "basic")
+    produce(settings.kafka, (d.to_json() for d in docs),
+            keys=(d.primary_ticker.encode() for d in docs))
+    log = tmp_path / "worker.log"
+    _wait(start_worker(config, "--expect", "2000", "--max-seconds", "400", log=log), log)
+
+    got = _stored(settings)
+    assert got == {"n": 2000, "ids": 2000, "probs_ok": 2000, "labelled": 2000,
+                   "score_ok": 2000, "topics": 2000, "agg_docs": 2000}
+    scored = consume_all(settings.kafka, settings.kafka.scored_topic, 2000)
+    assert {s["document"]["id"] for s in scored} == {d.id for d in docs}
+
+
+def test_worker_killed_midstream_loses_nothing(kafka_settings: KafkaSettings,
+                                               store_settings: ClickHouseSettings,
+                                               tmp_path: Path) -> None:
+    # small batches so the kill lands between committed and uncommitted batches
+    settings, config = _prepare(kafka_settings, store_settings, tmp_path, batch_size=32)
+    docs = make_documents(2000, "kill")
+    produce(settings.kafka, (d.to_json() for d in docs),
+            keys=(d.primary_ticker.encode() for d in docs))
+    log = tmp_path / "worker.log"
+    proc = start_worker(config, "--max-seconds", "400", log=log)
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while sum(end_offsets(settings.kafka, settings.kafka.scored_topic).values()) < 400:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "worker made no progress"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    killed_at = sum(end_offsets(settings.kafka, settings.kafka.scored_topic).values())
+    assert killed_at < 2000, "the kill came too late to test anything"
+
+    log2 = tmp_path / "worker2.log"
+    _wait(start_worker(config, "--idle-exit", "20", "--max-seconds", "400", log=log2), log2)
+    got = _stored(settings)
+    assert got["n"] == 2000 and got["ids"] == 2000, got
+    assert got["agg_docs"] == 2000, f"aggregates double-counted a re-delivery: {got}"
+
+
+@pytest.mark.parametrize("store_settings", ["server"], indirect=True)
+def test_two_workers_share_partitions(kafka_settings: KafkaSettings,
+                                      store_settings: ClickHouseSettings,
+                                      tmp_path: Path) -> None:
+    settings, config = _prepare(kafka_settings, store_settings, tmp_path)
+    docs = make_documents(2000, "pair")
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    procs = [start_worker(config, "--idle-exit", "25", "--max-seconds", "400", log=lg)
+             for lg in logs]
+    time.sleep(12)  # both join the group before data arrives, so both get partitions
+    produce(settings.kafka, (d.to_json() for d in docs), keys=(d.id.encode() for d in docs))
+    for proc, lg in zip(procs, logs, strict=True):
+        _wait(proc, lg)
+    per_worker = [worker_messages(lg) for lg in logs]
+    assert all(n > 0 for n in per_worker), per_worker
+    assert sum(per_worker) >= 2000
+    got = _stored(settings)
+    assert got["n"] == 2000 and got["ids"] == 2000, got
+
+
+def test_malformed_messages_are_dead_lettered(kafka_settings: KafkaSettings,
+                                              store_settings: ClickHouseSettings,
+                                              tmp_path: Path) -> None:
+    settings, config = _prepare(kafka_settings, store_settings, tmp_path)
+    good = make_documents(40, "dlq")
+    template = json.loads(good[0].to_json())
+    bad = {
+        "not json": b"{this is not json",
+        "wrong schema": json.dumps({**template, "id": "wrong-schema-1", "surprise": 1}).encode(),
+        "empty text": json.dumps({**template, "id": "empty-text-01", "text": "   "}).encode(),
+        "5 MB text": json.dumps({**template, "id": "huge-text-001",
+                                 "text": "x" * (5 * 1024 * 1024)}).encode(),
+        "invalid UTF-8": b'{"id": "bad-utf8-0001", "text": "\xff\xfe broken"}',
+    }
+    values = [d.to_json() for d in good[:20]] + list(bad.values()) + \
+        [d.to_json() for d in good[20:]]
+    produce(settings.kafka, values, keys=[b"same-partition"] * len(values))
+    log = tmp_path / "worker.log"
+    _wait(start_worker(config, "--expect", str(len(values)), "--max-seconds", "300", log=log),
+          log)
+
+    letters = consume_all(settings.kafka, settings.kafka.dead_letter_topic, len(bad))
+    assert len(letters) == len(bad)
+    reasons = [env["reason"] for env in letters]
+    assert "JSON" in reasons[0] or "json" in reasons[0]
+    assert "surprise" in reasons[1]
+    assert "text" in reasons[2] and "empty" in reasons[2]
+    assert "text" in reasons[3] and "100000" in reasons[3]
+    assert "UTF-8" in reasons[4]
+    assert letters[3]["payload_truncated"] and letters[3]["payload_bytes"] > 5_000_000
+    assert letters[4]["payload_base64"]
+    assert all(env["topic"] == settings.kafka.raw_topic for env in letters)
+    got = _stored(settings)
+    assert got["n"] == 40 and got["ids"] == 40
