@@ -61,7 +61,12 @@ XML
 XML
 }
 
-running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+running() {  # a zombie (killed, not yet reaped by a container's init) counts as stopped
+  [[ -f "$pidfile" ]] || return 1
+  local pid; pid=$(cat "$pidfile")
+  kill -0 "$pid" 2>/dev/null || return 1
+  ! grep -qs '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
 
 case "$cmd" in
   start)
@@ -90,8 +95,8 @@ case "$cmd" in
     if ! running; then rm -f "$pidfile"; exit 0; fi
     pid=$(cat "$pidfile")
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do running || break; sleep 0.1; done
+    if running; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
     rm -f "$pidfile"
     ;;
   *) echo "unknown command: $cmd (start|stop)" >&2; exit 64 ;;
