@@ -1,0 +1,105 @@
+"""The source seam: a config spec (pydantic, discriminated on `kind`) and a fetch/parse class.
+
+A new kind of source is one module defining a `SourceSpec` subclass and a `Source` subclass,
+plus one line in `finsentry.ingest.registry`. This module stays import-light because
+`finsentry.config` builds its discriminated union from the registry at import time.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from finsentry.errors import IngestError
+
+if TYPE_CHECKING:
+    from finsentry.ingest.http import Fetcher
+
+
+class SourceSpec(BaseModel):
+    """Common settings of every source; subclasses add their kind's fields and a `kind` literal."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    kind: str
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Unique source name")
+    enabled: bool = True
+    interval_s: float = Field(300.0, gt=0, description="Poll interval")
+    jitter_s: float = Field(30.0, ge=0, description="Random delay added to each run")
+    language: str | None = Field(None, description="Language when known; unset = detect")
+    tickers: list[str] = Field(default_factory=list,
+                               description="Tickers every document of this source is about")
+    max_items: int = Field(500, ge=1, description="Most items taken from one run")
+
+
+@dataclass
+class Item:
+    """One raw story as a source parsed it, before normalisation into a `Document`."""
+
+    url: str | None
+    title: str
+    body: str  # plain text or HTML (see `is_html`)
+    published: datetime | None = None
+    is_html: bool = False
+    tickers: list[str] = field(default_factory=list)  # symbols the source itself tags
+    metadata: dict[str, Any] = field(default_factory=dict)
+    language: str | None = None
+
+
+@dataclass
+class FetchReport:
+    """What one run of a source produced: items plus per-item/page errors it survived."""
+
+    items: list[Item] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    not_modified: bool = False
+    pages: int = 0
+    # raw payloads that could not be parsed into items: (url, payload, reason) -> dead letter
+    rejects: list[tuple[str, bytes, str]] = field(default_factory=list)
+
+
+class FetchFailed(IngestError):
+    """A run produced nothing; carries the raw payloads that go to the dead-letter topic."""
+
+    def __init__(self, message: str, rejects: list[tuple[str, bytes, str]]) -> None:
+        super().__init__(message)
+        self.rejects = rejects
+
+
+class Source(ABC):
+    """Fetches and parses one configured source. Implementations must not touch Kafka or state."""
+
+    spec_class: ClassVar[type[SourceSpec]]
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        # set by the crawler: lets sources skip fetching article pages already ingested
+        self.is_known: Callable[[str], bool] = lambda url: False
+
+    @abstractmethod
+    def fetch(self, fetcher: Fetcher) -> FetchReport:
+        """Fetch new items (following pagination); raise IngestError only when nothing came."""
+
+
+def dotted(data: Any, path: str | None) -> Any:
+    """Look up 'a.b.0.c' in nested dicts/lists; None when any step is missing."""
+    if not path:
+        return data
+    cur = data
+    for part in path.split("."):
+        if isinstance(cur, dict):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and re.fullmatch(r"-?\d+", part):
+            idx = int(part)
+            cur = cur[idx] if -len(cur) <= idx < len(cur) else None
+        else:
+            return None
+        if cur is None:
+            return None
+    return cur

@@ -1,0 +1,125 @@
+"""Exact repeats (canonical URL, content hash) and near-duplicates (MinHash LSH) with novelty.
+
+Novelty follows RavenPack's event-novelty idea: the first story of a cluster within the window
+(24 h by default) scores 1.0; each later story in that window decays it (`decay ** n`, n = the
+earlier stories of the cluster in the window), and is linked to the first by `duplicate_of`.
+Signatures are persisted with the cluster ids, so the index survives restarts.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from datasketch import MinHash, MinHashLSH
+
+from finsentry.config import IngestSettings
+from finsentry.ingest.state import StateStore
+from finsentry.records import Document, normalise_text
+
+_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
+SHINGLE = 3
+MIN_TOKENS = 8  # shorter texts (one-line posts) are too small for a meaningful signature
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: Literal["new", "duplicate", "near_duplicate"]
+    novelty: float = 1.0
+    duplicate_of: str | None = None
+    cluster_id: str | None = None
+    similarity: float | None = None
+
+
+def shingles(text: str) -> set[bytes]:
+    """Word 3-grams (one token per CJK character, so Chinese text shingles too)."""
+    tokens = _TOKEN.findall(normalise_text(text).lower())
+    if len(tokens) < SHINGLE:
+        return {" ".join(tokens).encode()} if tokens else set()
+    return {" ".join(tokens[i:i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)}
+
+
+class NoveltyIndex:
+    """Decides new / exact duplicate / near duplicate; remembers inside the caller's transaction."""
+
+    def __init__(self, settings: IngestSettings, state: StateStore) -> None:
+        self.settings = settings
+        self.state = state
+        self.window_s = settings.novelty_window_h * 3600.0
+        self.num_perm = settings.minhash_perm
+        self._dtype = MinHash(num_perm=self.num_perm).hashvalues.dtype
+        self.lsh = MinHashLSH(threshold=settings.near_dup_threshold, num_perm=self.num_perm)
+        self._sigs: dict[str, MinHash] = {}
+        self._load()
+
+    def _load(self) -> None:
+        """Rebuild the in-memory LSH from persisted signatures (restart-safe)."""
+        rows = self.state.query(
+            "SELECT doc_id, signature FROM stories WHERE added_at >= ?",
+            (time.time() - 2 * self.window_s,))
+        for doc_id, blob in rows:
+            sig = MinHash(num_perm=self.num_perm,
+                          hashvalues=np.frombuffer(blob, dtype=self._dtype))
+            self._insert(doc_id, sig)
+
+    def _insert(self, doc_id: str, sig: MinHash) -> None:
+        if doc_id not in self._sigs:
+            self.lsh.insert(doc_id, sig)
+            self._sigs[doc_id] = sig
+
+    def signature(self, doc: Document) -> MinHash | None:
+        grams = shingles(f"{doc.title}\n{doc.text[:20_000]}")
+        if len(grams) < MIN_TOKENS - SHINGLE + 1:
+            return None
+        sig = MinHash(num_perm=self.num_perm)
+        sig.update_batch(sorted(grams))
+        return sig
+
+    def assess(self, doc: Document, sig: MinHash | None) -> Verdict:
+        """Call under `state.lock` together with `remember` (check-then-act must be atomic)."""
+        if self.state.is_seen(doc.id):
+            return Verdict("duplicate", duplicate_of=doc.id)
+        owner = self.state.hash_owner(doc.content_hash) if doc.content_hash else None
+        if owner is not None:
+            return Verdict("duplicate", duplicate_of=owner)
+        if sig is None:
+            return Verdict("new", cluster_id=doc.id)
+        best: tuple[float, str] | None = None
+        for cand in self.lsh.query(sig):
+            sim = float(sig.jaccard(self._sigs[cand]))
+            if sim >= self.settings.near_dup_threshold and (best is None or sim > best[0]):
+                best = (sim, cand)
+        if best is None:
+            return Verdict("new", cluster_id=doc.id)
+        cluster = self.state.query("SELECT cluster_id FROM stories WHERE doc_id = ?", (best[1],))
+        if not cluster:
+            return Verdict("new", cluster_id=doc.id)
+        cluster_id = str(cluster[0][0])
+        ts = doc.published_at.timestamp()
+        earlier = self.state.query(
+            "SELECT doc_id, published_ts FROM stories WHERE cluster_id = ? "
+            "AND published_ts BETWEEN ? AND ? ORDER BY published_ts, added_at",
+            (cluster_id, ts - self.window_s, ts + self.window_s))
+        if not earlier:
+            # the cluster's stories are outside the window: this one starts a fresh cluster
+            return Verdict("new", cluster_id=doc.id, similarity=best[0])
+        novelty = self.settings.novelty_decay ** len(earlier)
+        return Verdict("near_duplicate", novelty=novelty, duplicate_of=cluster_id,
+                       cluster_id=cluster_id, similarity=best[0])
+
+    def remember(self, conn: sqlite3.Connection, doc: Document, verdict: Verdict,
+                 sig: MinHash | None) -> None:
+        StateStore.mark_seen(conn, doc.id, doc.content_hash, doc.source)
+        if sig is not None and verdict.cluster_id is not None:
+            conn.execute("INSERT OR REPLACE INTO stories VALUES (?, ?, ?, ?, ?)",
+                         (doc.id, verdict.cluster_id, doc.published_at.timestamp(),
+                          time.time(), np.asarray(sig.hashvalues, dtype=self._dtype).tobytes()))
+
+    def committed(self, doc: Document, sig: MinHash | None) -> None:
+        """Add to the in-memory index once the transaction has committed."""
+        if sig is not None:
+            self._insert(doc.id, sig)

@@ -1,0 +1,174 @@
+"""HTML list-and-article pages configured by CSS selectors (UTF-8, GBK/GB18030, ...)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urljoin
+
+from pydantic import Field
+
+from finsentry.errors import IngestError
+from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec
+from finsentry.ingest.parsing import decode_page, parse_time
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup, Tag
+
+    from finsentry.ingest.http import Fetcher, Response
+
+
+class HtmlSpec(SourceSpec):
+    kind: Literal["html"] = "html"
+    url: str = Field(description="The list page")
+    encoding: str | None = Field(None, description="Override the declared page encoding")
+    timezone: str = Field("UTC", description="Zone of naive page times, e.g. Asia/Shanghai")
+    item_selector: str = Field(description="CSS: one element per story on the list page")
+    link_selector: str = Field("a[href]", description="CSS inside an item: the story link")
+    title_selector: str | None = Field(None, description="CSS inside an item; default link text")
+    summary_selector: str | None = None
+    time_selector: str | None = Field(None, description="CSS inside an item: its time")
+    time_attr: str | None = Field(None, description="Attribute holding the time, else text")
+    time_format: str = Field("auto", description="strptime format or 'auto'")
+    next_selector: str | None = Field(None, description="CSS: link to the next list page")
+    max_pages: int = Field(1, ge=1)
+    follow_links: bool = Field(True, description="Fetch each article page for its body")
+    article_title_selector: str | None = None
+    article_body_selector: str | None = Field(None, description="CSS of the article body")
+    article_time_selector: str | None = None
+    article_time_attr: str | None = None
+    article_time_format: str = "auto"
+
+
+class HtmlSource(Source):
+    spec_class = HtmlSpec
+
+    def fetch(self, fetcher: Fetcher) -> FetchReport:
+        spec = self.spec
+        assert isinstance(spec, HtmlSpec)
+        report = FetchReport()
+        url: str | None = spec.url
+        for page in range(spec.max_pages):
+            if url is None:
+                break
+            resp = fetcher.get(url, source=spec.name, conditional=page == 0)
+            if resp is None:
+                report.not_modified = True
+                break
+            report.pages += 1
+            soup = self._soup(resp, report, fatal=page == 0)
+            if soup is None:
+                break
+            rows = soup.select(spec.item_selector)
+            if not rows and page == 0:
+                reason = f"source {spec.name}: {resp.url}: no items match '{spec.item_selector}'"
+                report.rejects.append((resp.url, resp.content, reason))
+                raise FetchFailed(reason, report.rejects)
+            for row in rows:
+                if len(report.items) >= spec.max_items:
+                    break
+                try:
+                    item = self._list_item(row, resp.url)
+                except ValueError as exc:
+                    report.errors.append(f"source {spec.name}: {resp.url}: list item: {exc}")
+                    continue
+                if item.url and spec.follow_links and not self.is_known(item.url):
+                    self._fill_from_article(item, fetcher, report)
+                if item.body or item.title:
+                    report.items.append(item)
+            nxt = soup.select_one(spec.next_selector) if spec.next_selector else None
+            href = nxt.get("href") if nxt is not None else None
+            url = urljoin(resp.url, str(href)) if href else None
+        return report
+
+    def _soup(self, resp: Response, report: FetchReport, fatal: bool) -> BeautifulSoup | None:
+        from bs4 import BeautifulSoup
+
+        spec = self.spec
+        assert isinstance(spec, HtmlSpec)
+        try:
+            text, encoding = decode_page(resp.content, resp.charset, spec.encoding)
+        except UnicodeDecodeError as exc:
+            reason = f"source {spec.name}: {resp.url}: cannot decode page: {exc}"
+            report.rejects.append((resp.url, resp.content, reason))
+            if fatal:
+                raise FetchFailed(reason, report.rejects) from None
+            report.errors.append(reason)
+            return None
+        if text.count("\ufffd") > max(8, len(text) // 100):
+            reason = f"source {spec.name}: {resp.url}: page is not valid {encoding}"
+            report.rejects.append((resp.url, resp.content, reason))
+            if fatal:
+                raise FetchFailed(reason, report.rejects)
+            report.errors.append(reason)
+            return None
+        return BeautifulSoup(text, "lxml")
+
+    def _list_item(self, row: Tag, base_url: str) -> Item:
+        spec = self.spec
+        assert isinstance(spec, HtmlSpec)
+        link = row.select_one(spec.link_selector)
+        href = link.get("href") if link is not None else None
+        url = urljoin(base_url, str(href)) if href else None
+        title_el = row.select_one(spec.title_selector) if spec.title_selector else link
+        title = ""
+        if title_el is not None:
+            title = str(title_el.get("title") or "") or title_el.get_text(" ", strip=True)
+        summary = ""
+        if spec.summary_selector and (el := row.select_one(spec.summary_selector)) is not None:
+            summary = el.get_text(" ", strip=True)
+        published = _time_of(row, spec.time_selector, spec.time_attr, spec.time_format,
+                             spec.timezone)
+        if not url and not title:
+            raise ValueError("item has neither link nor title")
+        return Item(url=url, title=" ".join(title.split()), body=summary,
+                    published=published, language=spec.language,
+                    metadata={"list_page": base_url})
+
+    def _fill_from_article(self, item: Item, fetcher: Fetcher, report: FetchReport) -> None:
+        from bs4 import BeautifulSoup
+
+        spec = self.spec
+        assert isinstance(spec, HtmlSpec) and item.url
+        try:
+            resp = fetcher.get(item.url, source=spec.name, conditional=False)
+        except IngestError as exc:
+            report.errors.append(str(exc))
+            return
+        if resp is None:
+            return
+        report.pages += 1
+        try:
+            text, _ = decode_page(resp.content, resp.charset, spec.encoding)
+        except UnicodeDecodeError as exc:
+            report.errors.append(f"source {spec.name}: {resp.url}: cannot decode article: {exc}")
+            return
+        soup = BeautifulSoup(text, "lxml")
+        if spec.article_title_selector and (
+                el := soup.select_one(spec.article_title_selector)) is not None:
+            item.title = " ".join(el.get_text(" ", strip=True).split()) or item.title
+        body = soup.select_one(spec.article_body_selector) if spec.article_body_selector else None
+        if body is None and spec.article_body_selector:
+            report.errors.append(f"source {spec.name}: {resp.url}: no article body matches "
+                                 f"'{spec.article_body_selector}'")
+        elif body is not None:
+            item.body, item.is_html = str(body), True
+        when = _time_of(soup, spec.article_time_selector, spec.article_time_attr,
+                        spec.article_time_format, spec.timezone)
+        if when is not None:
+            item.published = when
+
+
+def _time_of(node: Any, selector: str | None, attr: str | None, fmt: str,
+             zone: str) -> Any:
+    if not selector:
+        return None
+    el = node.select_one(selector)
+    if el is None:
+        return None
+    raw = el.get(attr) if attr else el.get_text(" ", strip=True)
+    if not raw:
+        return None
+    try:
+        return parse_time(str(raw), fmt, zone)
+    except (ValueError, OverflowError):
+        return None
