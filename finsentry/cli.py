@@ -65,6 +65,17 @@ def config_show(settings: Settings) -> None:
     click.echo(json.dumps(settings.redacted(), indent=2, default=str))
 
 
+@config_group.command("reference")
+def config_reference() -> None:
+    """Print every setting as a Markdown table (key, environment variable, default, meaning)."""
+    from finsentry.config import reference_rows
+
+    click.echo("| key | environment variable | default | meaning |")
+    click.echo("|---|---|---|---|")
+    for key, env, default, doc in reference_rows():
+        click.echo(f"| `{key}` | `{env}` | `{default}` | {doc} |")
+
+
 def _register() -> None:
     from finsentry.commands import register
 
