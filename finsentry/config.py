@@ -37,10 +37,10 @@ class KafkaSettings(Section):
     scored_topic: str = Field("finsentry.scored", description="Scored documents from workers")
     dead_letter_topic: str = Field("finsentry.dead-letter", description="Rejected messages")
     partitions: int = Field(4, ge=1, description="Partitions for raw and scored topics")
-    dead_letter_partitions: int = Field(1, ge=1)
-    replication_factor: int = Field(1, ge=1)
+    dead_letter_partitions: int = Field(1, ge=1, description="Partitions for dead letters")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of new topics")
     session_timeout_s: float = Field(6.0, gt=0, description="Consumer group session timeout")
-    request_timeout_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0, description="Admin/producer request timeout")
 
 
 class ClickHouseSettings(Section):
@@ -48,14 +48,15 @@ class ClickHouseSettings(Section):
 
     host: str | None = Field(None, description="ClickHouse server host; unset = embedded chdb")
     port: int = Field(9000, description="Native protocol port")
-    user: str = "default"
-    password: SecretStr = SecretStr("")
-    database: str = Field("finsentry", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    secure: bool = False
+    user: str = Field("default", description="Server user")
+    password: SecretStr = Field(SecretStr(""), description="Server password (secret)")
+    database: str = Field("finsentry", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                          description="Database holding finsentry's tables")
+    secure: bool = Field(False, description="TLS for the native protocol")
     chdb_path: Path = Field(Path(".finsentry/chdb"), description="Embedded data directory")
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = Field(5.0, description="Server connect timeout")
     retry_attempts: int = Field(8, ge=1, description="Attempts for a failed write before raising")
-    retry_max_wait_s: float = 10.0
+    retry_max_wait_s: float = Field(10.0, description="Longest backoff between write retries")
 
     @property
     def embedded(self) -> bool:
@@ -206,3 +207,19 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 def env_var_for(section: str, key: str) -> str:
     """The environment variable that overrides `section.key` (for --help texts)."""
     return f"{ENV_PREFIX}{section.upper()}{ENV_DELIMITER}{key.upper()}"
+
+
+def reference_rows() -> list[tuple[str, str, str, str]]:
+    """(key, env var, default, description) for every setting, for docs and `config reference`."""
+    rows = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for key, sub in model.model_fields.items():
+            default = sub.get_default(call_default_factory=True)
+            if isinstance(default, SecretStr):
+                default = "(secret)"
+            text = (sub.description or "").replace("|", "\\|")
+            rows.append((f"{section}.{key}", env_var_for(section, key), str(default), text))
+    return rows
