@@ -10,6 +10,7 @@ Thread-safety: a Store serialises its calls with a lock, so one instance may be 
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from abc import ABC, abstractmethod
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from clickhouse_driver.util.escape import escape_param
 from tenacity import (
+    RetryCallState,
     RetryError,
     Retrying,
     retry_if_exception,
@@ -32,6 +34,7 @@ from finsentry.errors import StoreError
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 Row = dict[str, Any]
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -129,7 +132,7 @@ class Store(ABC):
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=0.2, max=self.settings.retry_max_wait_s),
             retry=retry_if_exception(lambda e: isinstance(e, TransientStoreError)),
-            before_sleep=lambda _state: self._reset(),
+            before_sleep=lambda state: self._before_retry(state, what),
             reraise=False,
         )
         try:
@@ -141,6 +144,12 @@ class Store(ABC):
             raise StoreError(f"{what}: {exc}") from exc
         except StoreError as exc:
             raise StoreError(f"{what}: {exc}") from exc
+
+    def _before_retry(self, state: RetryCallState, what: str) -> None:
+        self._reset()
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("%s: attempt %d of %d failed (%s); retrying", what, state.attempt_number,
+                    self.settings.retry_attempts, error)
 
     def _call(self, fn: Callable[[], T], what: str, retry: bool) -> T:
         with self._lock:

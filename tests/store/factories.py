@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
-from finsentry.records import SENTIMENTS, Document, ScoredDocument, SentimentProbs, TickerMention
+from finsentry.records import (
+    SENTIMENTS,
+    Document,
+    ScoredDocument,
+    Sentiment,
+    SentimentProbs,
+    TickerMention,
+)
 
 HOSTILE_TEXTS = [
     "it's a \"quoted\" 'text'",
@@ -22,7 +30,7 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 def scored(i: int, *, run_id: str = "run-1", text: str | None = None,
            tickers: tuple[str, ...] = ("AAPL",), topic: str = "earnings",
            minute: int | None = None) -> ScoredDocument:
-    sentiment = SENTIMENTS[i % 3]
+    sentiment = cast(Sentiment, SENTIMENTS[i % 3])
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
     probs[sentiment] = 0.8
     doc = Document.create(

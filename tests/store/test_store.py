@@ -10,7 +10,7 @@ import pytest
 from finsentry.config import ClickHouseSettings
 from finsentry.errors import StoreError
 from finsentry.store import Store, bind, open_store
-from tests.fixtures.clickhouse import free_port_pair
+from tests.fixtures.clickhouse import ch_settings, free_port_pair
 from tests.store.factories import HOSTILE_TEXTS
 
 ROUNDTRIP_DDL = """
@@ -93,27 +93,27 @@ def test_bind_escapes_like_clickhouse_driver() -> None:
 
 def test_database_name_is_validated() -> None:
     with pytest.raises(ValueError):
-        ClickHouseSettings(database="x; DROP DATABASE default")
+        ch_settings(database="x; DROP DATABASE default")
 
 
 def test_unreachable_server_raises_store_error_after_retries() -> None:
     port = free_port_pair()  # nothing listens there
-    settings = ClickHouseSettings(host="127.0.0.1", port=port, retry_attempts=2,
+    settings = ch_settings(host="127.0.0.1", port=port, retry_attempts=2,
                                   retry_max_wait_s=0.1, connect_timeout_s=1.0)
     with open_store(settings) as store, pytest.raises(StoreError, match="gave up after 2"):
         store.insert("scored_documents", [{"run_id": "r"}])
 
 
 def test_chdb_one_path_per_process(tmp_path: Path) -> None:
-    first = open_store(ClickHouseSettings(chdb_path=tmp_path / "a", database="one"))
+    first = open_store(ch_settings(chdb_path=tmp_path / "a", database="one"))
     try:
-        same = open_store(ClickHouseSettings(chdb_path=tmp_path / "a", database="two"))
+        same = open_store(ch_settings(chdb_path=tmp_path / "a", database="two"))
         same.execute("CREATE TABLE t (x UInt8) ENGINE = MergeTree() ORDER BY x")
         assert first.query("SELECT currentDatabase() AS db") == [{"db": "one"}]
         assert same.query("SELECT count() AS n FROM t") == [{"n": 0}]
         same.close()
         with pytest.raises(StoreError, match="one data path per process"):
-            open_store(ClickHouseSettings(chdb_path=tmp_path / "b"))
+            open_store(ch_settings(chdb_path=tmp_path / "b"))
     finally:
         first.close()
     with pytest.raises(StoreError, match="closed"):
