@@ -22,10 +22,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def setting_option(section: str, key: str, *decls: str, **kwargs: Any) -> Callable[[F], F]:
-    """A click option that overrides `section.key`; --help names its environment variable."""
+    """A click option that overrides `section.key`; --help names its environment variable.
+
+    The Python parameter is always named `key`, whatever the flag spelling."""
     kwargs.setdefault("default", None)
     return click.option(
-        *decls, envvar=env_var_for(section, key), show_envvar=True,
+        *decls, key, envvar=env_var_for(section, key), show_envvar=True,
         help=kwargs.pop("help", f"Overrides {section}.{key}."), **kwargs,
     )
 

@@ -103,7 +103,7 @@ def start_worker(config: Path, *args: str, log: Path | None = None) -> subproces
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
     out = log.open("ab") if log else subprocess.DEVNULL
     return subprocess.Popen(
-        [sys.executable, "-m", "finsentry.cli", "--config", str(config), "worker",
+        [sys.executable, "-m", "finsentry", "--config", str(config), "worker",
          "--log-level", "WARNING", *args],
         stdout=out, stderr=subprocess.STDOUT, env=env,
     )

@@ -11,7 +11,7 @@ from pathlib import Path
 def _demo(out: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
     return subprocess.run(
-        [sys.executable, "-m", "finsentry.cli", "demo", "--out", str(out), "--documents", "240"],
+        [sys.executable, "-m", "finsentry", "demo", "--out", str(out), "--documents", "240"],
         capture_output=True, text=True, timeout=600, env=env, check=False,
     )
 

@@ -1,0 +1,5 @@
+"""`python -m finsentry` = the `finsentry` console script."""
+
+from finsentry.cli import main
+
+main()
