@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from finsentry.alerts.registry import NOTIFIERS, RuleConfig
 from finsentry.errors import ConfigError
 from finsentry.ingest.registry import SourceConfig
 
@@ -134,14 +135,43 @@ class IngestSettings(Section):
 
 
 class AlertSettings(Section):
+    """Alert engine: rules (typed entries, `type` picks the rule, see finsentry.alerts.registry)
+    evaluated every `interval_s` over ClickHouse rows of worker.run_id; notifiers by name."""
+
+    interval_s: float = Field(60.0, gt=0, description="Seconds between evaluation cycles")
+    notifiers: list[str] = Field(default_factory=lambda: ["log", "email"],
+                                 description="Default notifiers for rules that name none")
+    examples: int = Field(5, ge=0, le=50, description="Example headlines per alert")
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 1025
-    smtp_user: str | None = None
+    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_user: str | None = Field(None, description="Login when set (with smtp_password)")
     smtp_password: SecretStr = SecretStr("")
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(False, description="Upgrade a plain connection with STARTTLS")
+    smtp_ssl: bool = Field(False, description="Implicit TLS (SMTPS, usually port 465)")
+    smtp_timeout_s: float = Field(10.0, gt=0)
+    smtp_retry_attempts: int = Field(3, ge=1, description="Tries per send within one cycle")
+    smtp_retry_max_wait_s: float = Field(5.0, ge=0)
     mail_from: str = "finsentry@localhost"
     mail_to: list[str] = Field(default_factory=list)
-    rules: list[dict[str, Any]] = Field(default_factory=list)
+    subject_prefix: str = Field("[finsentry]", max_length=64)
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rules(cls, rules: list[Any]) -> list[Any]:
+        names = [r.name for r in rules]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate rule names: {', '.join(dupes)}")
+        return rules
+
+    @field_validator("notifiers")
+    @classmethod
+    def _known_notifiers(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(NOTIFIERS))
+        if unknown:
+            raise ValueError(f"unknown notifiers {unknown}; known: {sorted(NOTIFIERS)}")
+        return names
 
 
 class Settings(BaseSettings):
