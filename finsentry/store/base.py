@@ -4,8 +4,9 @@ One SQL text runs on both transports: parameters are written `%(name)s` and boun
 clickhouse-driver's own escaping (so chdb, which has no such binding, gets exactly the same
 literals). Timestamps are bound and stored as UTC.
 
-Thread-safety: a Store serialises its calls with a lock, so one instance may be shared by threads
-(calls then run one at a time); it is meant to be used from one worker thread.
+Thread-safety: a Store serialises its calls (and each `retrying` unit, e.g. one ScoredSink.write)
+with a lock, so one instance may be shared by threads; calls then run one at a time. The intended
+use is one store per process, called from one worker (executor) thread.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ class Store(ABC):
             reraise=False,
         )
         try:
-            return retryer(fn)
+            with self._lock:  # the whole unit: a check-then-insert must not interleave
+                return retryer(fn)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise StoreError(f"{what}: gave up after {attempts} attempts: {last}") from last

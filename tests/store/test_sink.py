@@ -74,3 +74,15 @@ def test_read_helpers(store: Store) -> None:
     assert sum(r["docs"] for r in by_ticker) == 6
     for r in by_ticker:
         assert -1.0 <= r["mean_score"] <= 1.0
+
+
+def test_one_store_shared_by_threads_writes_each_doc_once(store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sink = ScoredSink(store)
+    batches = [[scored(j) for j in range(i * 10, i * 10 + 15)] for i in range(6)]  # overlapping
+    with ThreadPoolExecutor(3) as pool:
+        written = list(pool.map(sink.write, batches))
+    assert sum(written) == 65 == sink.count_documents("run-1")
+    assert store.query("SELECT count() AS n FROM scored_documents")[0]["n"] == 65
+    assert store.query("SELECT sum(docs) AS n FROM sentiment_minute")[0]["n"] == 65
