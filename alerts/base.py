@@ -119,6 +119,38 @@ def window_end_for(as_of: datetime) -> datetime:
     return floor if floor == as_of else floor + timedelta(minutes=1)
 
 
+_EXAMPLES_SQL = """
+SELECT title, url, source, published_at, score
+FROM scored_documents FINAL
+WHERE run_id = %(run_id)s
+  AND published_at >= toDateTime(%(window_start)s, 'UTC')
+  AND published_at < toDateTime(%(window_end)s, 'UTC')
+  AND sentiment = %(negative)s{scope}
+ORDER BY score ASC, published_at DESC, doc_id ASC
+LIMIT %(limit)s
+"""
+
+# How each scope column is matched on scored_documents (sentiment_minute unnests `tickers`).
+_DOC_FILTERS: dict[str, str] = {
+    "ticker": " AND has(tickers, %(ticker)s)",
+    "topic": " AND topic = %(topic)s",
+    "source": " AND source = %(source)s",
+}
+
+
+def fetch_examples(store: Store, run_id: str, match: Match, limit: int) -> list[Example]:
+    """The most negative stored headlines behind a match (scope and window as the match's)."""
+    if limit <= 0:
+        return []
+    params: dict[str, Any] = {"run_id": run_id, "negative": "negative", "limit": int(limit),
+                              "window_start": match.window_start, "window_end": match.window_end,
+                              **match.scope}
+    scope_sql = "".join(_DOC_FILTERS[k] for k in match.scope if k in _DOC_FILTERS)
+    rows = store.query(_EXAMPLES_SQL.format(scope=scope_sql), params)
+    return [Example(title=str(r["title"]), url=str(r["url"]), source=str(r["source"]),
+                    published_at=r["published_at"], score=float(r["score"])) for r in rows]
+
+
 class Rule(ABC):
     """A configured rule; `evaluate` reads ClickHouse only and has no side effects."""
 

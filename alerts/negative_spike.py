@@ -6,7 +6,8 @@ least `baseline_factor` x its value over the preceding `baseline_minutes` (so a 
 always gloomy does not page anyone). Metrics: `negative_share` (share of documents labelled
 negative) or `mean_score` (mean negativity: max(0, -mean score), so both live in [0, 1]).
 
-SQL: the sentiment_minute SummingMergeTree (always sum()) and scored_documents FINAL, with
+SQL: the sentiment_minute SummingMergeTree (always sum()) and, for headlines,
+scored_documents FINAL (base.fetch_examples), with
 `%(name)s` parameters; valid on ClickHouse 18.16 and chdb (sumIf, has, no CTE/window functions).
 """
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from finsentry.alerts.base import Example, Match, Rule, RuleSpec, ScopeKey, window_end_for
+from finsentry.alerts.base import Match, Rule, RuleSpec, ScopeKey, fetch_examples, window_end_for
 
 if TYPE_CHECKING:
     from finsentry.store import Store
@@ -62,25 +63,6 @@ HAVING win_docs >= %(min_docs)s
 ORDER BY {keys}
 """
 
-_EXAMPLES_SQL = """
-SELECT title, url, source, published_at, score
-FROM scored_documents FINAL
-WHERE run_id = %(run_id)s
-  AND published_at >= toDateTime(%(window_start)s, 'UTC')
-  AND published_at < toDateTime(%(window_end)s, 'UTC')
-  AND sentiment = %(negative)s{scope}
-ORDER BY score ASC, published_at DESC, doc_id ASC
-LIMIT %(limit)s
-"""
-
-# How each scope column is matched on scored_documents (sentiment_minute unnests `tickers`).
-_DOC_FILTERS: dict[str, str] = {
-    "ticker": " AND has(tickers, %(ticker)s)",
-    "topic": " AND topic = %(topic)s",
-    "source": " AND source = %(source)s",
-}
-
-
 class NegativeSpikeRule(Rule):
     spec_class = NegativeSpikeSpec
     spec: NegativeSpikeSpec
@@ -119,16 +101,3 @@ class NegativeSpikeRule(Rule):
         if self.spec.metric == "negative_share":
             return float(negative) / float(docs)
         return max(0.0, -float(score_sum) / float(docs))
-
-
-def fetch_examples(store: Store, run_id: str, match: Match, limit: int) -> list[Example]:
-    """The most negative stored headlines behind a match (scope and window as the match's)."""
-    if limit <= 0:
-        return []
-    params: dict[str, Any] = {"run_id": run_id, "negative": "negative", "limit": int(limit),
-                              "window_start": match.window_start, "window_end": match.window_end,
-                              **match.scope}
-    scope_sql = "".join(_DOC_FILTERS[k] for k in match.scope if k in _DOC_FILTERS)
-    rows = store.query(_EXAMPLES_SQL.format(scope=scope_sql), params)
-    return [Example(title=str(r["title"]), url=str(r["url"]), source=str(r["source"]),
-                    published_at=r["published_at"], score=float(r["score"])) for r in rows]

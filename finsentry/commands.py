@@ -14,4 +14,5 @@ def register(cli: click.Group) -> None:
     cli.add_command(worker_command)
     cli.add_command(demo_command)
     cli.add_command(__import__("finsentry.models.cli", fromlist=["x"]).models_group)
+    cli.add_command(__import__("finsentry.alerts.cli", fromlist=["x"]).alerts_group)
     cli.add_command(__import__("finsentry.ingest.cli", fromlist=["x"]).ingest_group)
