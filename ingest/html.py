@@ -50,7 +50,13 @@ class HtmlSource(Source):
         for page in range(spec.max_pages):
             if url is None:
                 break
-            resp = fetcher.get(url, source=spec.name, conditional=page == 0)
+            try:
+                resp = fetcher.get(url, source=spec.name, conditional=page == 0)
+            except IngestError as exc:
+                if page == 0:
+                    raise
+                report.errors.append(str(exc))  # keep what the earlier pages gave
+                break
             if resp is None:
                 report.not_modified = True
                 break

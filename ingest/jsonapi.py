@@ -13,6 +13,8 @@ from urllib.parse import urljoin
 
 from pydantic import Field
 
+from finsentry.errors import IngestError
+
 from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, dotted
 from finsentry.ingest.parsing import clean_inline, parse_time
 
@@ -61,8 +63,14 @@ class JsonApiSource(Source):
             if cursor is not None and spec.cursor_param:
                 params[spec.cursor_param] = cursor
             # only the first page is conditional: later pages depend on the cursor
-            resp = fetcher.get(spec.url, source=spec.name, params=params or None,
-                               conditional=page == 0)
+            try:
+                resp = fetcher.get(spec.url, source=spec.name, params=params or None,
+                                   conditional=page == 0)
+            except IngestError as exc:
+                if page == 0:
+                    raise
+                report.errors.append(str(exc))  # keep what the earlier pages gave
+                break
             if resp is None:
                 report.not_modified = True
                 break

@@ -29,6 +29,9 @@ class RssSource(Source):
 
     def fetch(self, fetcher: Fetcher) -> FetchReport:
         import feedparser
+        from feedparser.exceptions import CharacterEncodingOverride, NonXMLContentType
+
+        _BENIGN = (CharacterEncodingOverride, NonXMLContentType)  # noqa: N806
 
         spec = self.spec
         assert isinstance(spec, RssSpec)
@@ -45,9 +48,12 @@ class RssSource(Source):
             reason = f"source {spec.name}: {resp.url}: malformed feed: {parsed.bozo_exception}"
             report.rejects.append((resp.url, resp.content, reason))
             raise FetchFailed(reason, report.rejects)
-        if parsed.bozo:
-            report.errors.append(f"source {spec.name}: {resp.url}: feed parsed with recoverable "
-                                 f"problem: {parsed.bozo_exception}")
+        if parsed.bozo and not isinstance(parsed.bozo_exception, _BENIGN):
+            # the loose parser salvaged entries; keep them, but count and dead-letter the page
+            reason = (f"source {spec.name}: {resp.url}: malformed feed (salvaged "
+                      f"{len(parsed.entries)} entries): {parsed.bozo_exception}")
+            report.errors.append(reason)
+            report.rejects.append((resp.url, resp.content, reason))
         feed_lang = (parsed.feed.get("language") or "").split("-")[0] or None
         for entry in parsed.entries[: spec.max_items]:
             try:
