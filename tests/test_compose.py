@@ -19,6 +19,7 @@ import re
 import shlex
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ import pytest
 import yaml
 
 from finsentry.cli import cli
-from finsentry.config import Settings, load_settings
+from finsentry.config import KafkaSettings, Settings, load_settings
+from finsentry.kafka_admin import existing_partitions
+from finsentry.store import open_store
+from tests.fixtures.clickhouse import ClickHouseServer
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -262,6 +266,58 @@ def test_topics_init_creates_topics_and_migrates_then_exits(
     for name in ("worker", "ingest", "alerts"):
         condition = services[name]["depends_on"]["topics"]["condition"]
         assert condition == "service_completed_successfully", name
+
+
+def test_topics_init_command_runs_against_real_services(
+    services: dict[str, dict[str, Any]], kafka_bootstrap: str,
+    clickhouse_server: ClickHouseServer,
+) -> None:
+    """The `topics` service's command, exactly as written, with its env and mounted config, on a
+    real broker and a real ClickHouse server; only addresses and names are swapped for the test's
+    own. It runs twice: every `docker compose up` reruns the init service."""
+    topics = services["topics"]
+    config = dict((t, s) for s, t in bind_mounts(topics))["/etc/finsentry/finsentry.toml"]
+    tag = uuid.uuid4().hex[:8]
+    env = {k: interpolate(v, {}) for k, v in environment(topics).items()}
+    env.update({
+        "FINSENTRY_CONFIG": str((COMPOSE_FILE.parent / config).resolve()),
+        "FINSENTRY_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "FINSENTRY_KAFKA__RAW_TOPIC": f"c{tag}.raw",
+        "FINSENTRY_KAFKA__SCORED_TOPIC": f"c{tag}.scored",
+        "FINSENTRY_KAFKA__DEAD_LETTER_TOPIC": f"c{tag}.dlq",
+        "FINSENTRY_CLICKHOUSE__HOST": clickhouse_server.host,
+        "FINSENTRY_CLICKHOUSE__PORT": str(clickhouse_server.port),
+        "FINSENTRY_CLICKHOUSE__USER": "default",
+        "FINSENTRY_CLICKHOUSE__PASSWORD": "",
+        "FINSENTRY_CLICKHOUSE__DATABASE": f"c_{tag}",
+    })
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+    child_env.update(env)
+    child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
+    settings = load_settings(env["FINSENTRY_CONFIG"], kafka={
+        "bootstrap_servers": kafka_bootstrap, "raw_topic": f"c{tag}.raw",
+        "scored_topic": f"c{tag}.scored", "dead_letter_topic": f"c{tag}.dlq"})
+    try:
+        for attempt in (1, 2):
+            done = subprocess.run(command_words(topics), env=child_env, capture_output=True,
+                                  text=True, timeout=180, check=False)
+            assert done.returncode == 0, f"run {attempt}:\n{done.stdout}\n{done.stderr}"
+        kafka: KafkaSettings = settings.kafka
+        assert existing_partitions(kafka, [kafka.raw_topic, kafka.scored_topic,
+                                           kafka.dead_letter_topic]) == {
+            kafka.raw_topic: kafka.partitions, kafka.scored_topic: kafka.partitions,
+            kafka.dead_letter_topic: kafka.dead_letter_partitions}
+        with open_store(settings.clickhouse.model_copy(update={
+                "host": clickhouse_server.host, "port": clickhouse_server.port,
+                "user": "default", "database": f"c_{tag}"})) as store:
+            tables = {row["name"] for row in store.query(
+                "SELECT name FROM system.tables WHERE database = %(db)s", {"db": f"c_{tag}"})}
+            assert {"scored_documents", "sentiment_minute", "alerts"} <= tables
+    finally:
+        with open_store(settings.clickhouse.model_copy(update={
+                "host": clickhouse_server.host, "port": clickhouse_server.port,
+                "user": "default", "database": "default"})) as store:
+            store.execute(f"DROP DATABASE IF EXISTS c_{tag}")
 
 
 def test_workers_can_scale(services: dict[str, dict[str, Any]]) -> None:
