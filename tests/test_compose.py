@@ -518,3 +518,42 @@ def test_dockerfile_copies_only_existing_unignored_paths() -> None:
             for pattern in ignored:
                 assert not fnmatch.fnmatch(source, pattern.lstrip("/")), \
                     f"Dockerfile copies {source}, which .dockerignore excludes ({pattern})"
+
+
+# -- the health probe the finsentry services run ------------------------------------------------
+
+def _probe(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "deploy" / "healthcheck.py"), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_health_probe_tcp_and_http() -> None:
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            self.send_response({"/ok": 200, "/missing": 404}.get(self.path, 500))
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert _probe("tcp", f"127.0.0.1:{port}").returncode == 0
+        assert _probe("http", f"http://127.0.0.1:{port}/ok").returncode == 0
+        # any answer below 500 means the process is serving (faust's web root may 404)
+        assert _probe("http", f"http://127.0.0.1:{port}/missing").returncode == 0
+        failed = _probe("http", f"http://127.0.0.1:{port}/broken")
+        assert failed.returncode == 1 and "HTTP 500" in failed.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    closed = _probe("tcp", f"127.0.0.1:{port}")
+    assert closed.returncode == 1 and f"127.0.0.1:{port}" in closed.stderr
+    assert _probe("tcp", "no-port").returncode == 1
+    assert _probe("ftp", "x").returncode == 2
