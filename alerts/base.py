@@ -33,7 +33,8 @@ class RuleSpec(BaseModel):
     severity: Literal["info", "warning", "critical"] = "warning"
     realert_minutes: float = Field(60.0, ge=0, description="No repeat notification for the same "
                                    "rule+scope within this many minutes (0 = never suppress)")
-    notifiers: list[str] | None = Field(None, description="Notifier names; unset = alerts.notifiers")
+    notifiers: list[str] | None = Field(None,
+                                        description="Notifier names; unset = alerts.notifiers")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Match:
     def from_row(cls, row: dict[str, Any]) -> Match:
         """Rebuild a stored alert (for retrying its notification after a restart)."""
         metric, _, _summary = str(row["message"]).partition("|")
-        scope = {k: str(row[k]) for k in SCOPE_KEYS if row.get(k)}
+        scope: dict[str, str] = {k: str(row[k]) for k in SCOPE_KEYS if row.get(k)}
         return cls(rule=str(row["rule"]), scope=scope, window_start=_utc(row["window_start"]),
                    window_end=_utc(row["window_end"]), metric=metric or "value",
                    value=float(row["value"]), threshold=float(row["threshold"]),

@@ -110,6 +110,7 @@ def run_command(settings: Settings, interval_s: float | None, run_id: str | None
 
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
     settings = apply_overrides(settings, "alerts", interval_s=interval_s)
     settings = apply_overrides(settings, "worker", run_id=run_id)
     stop = threading.Event()

@@ -24,6 +24,8 @@ from finsentry.errors import AlertError
 if TYPE_CHECKING:
     import jinja2
 
+    from finsentry.config import AlertSettings
+
 TEXT_TEMPLATE = """\
 {{ m.rule }} fired for {{ m.scope_text }} ({{ m.severity }})
 
@@ -98,7 +100,7 @@ class EmailNotifier(Notifier):
 
     name = "email"
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: AlertSettings) -> None:
         super().__init__(settings)
         if not settings.mail_to:
             raise AlertError("email notifier: alerts.mail_to is empty (no recipients)")

@@ -80,7 +80,7 @@ class NegativeSpikeRule(Rule):
         keys = ", ".join(spec.group_by)  # Literal-validated column names, never user text
         matches: list[Match] = []
         for row in store.query(_AGGREGATE_SQL.format(keys=keys), params):
-            scope = {k: str(row[k]) for k in spec.group_by}
+            scope: dict[str, str] = {k: str(row[k]) for k in spec.group_by}
             if not all(scope.values()):
                 continue  # '' = documents naming no ticker/topic: not a scope to alert on
             value = self._metric(row["win_docs"], row["win_neg"], row["win_score"])

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from finsentry.records import Document, ScoredDocument, SentimentProbs, TickerMention
+from finsentry.records import (
+    Document,
+    ScoredDocument,
+    Sentiment,
+    SentimentProbs,
+    TickerMention,
+)
 
 AS_OF = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "<script>alert('x')</script> AAPL & co <b>plunge</b>"
@@ -80,13 +86,13 @@ def smtp_down() -> Iterator[SmtpServer]:
 
 def scored(i: int, ticker: str, minute: datetime, negative: bool, *, run_id: str = "live",
            title: str | None = None) -> ScoredDocument:
-    sentiment = "negative" if negative else ("positive" if i % 2 else "neutral")
+    sentiment: Sentiment = "negative" if negative else ("positive" if i % 2 else "neutral")
     probs = {"negative": 0.05, "neutral": 0.05, "positive": 0.05}
     probs[sentiment] = 0.9
     doc = Document.create(
         source="test-wire", url=f"https://news.example.com/{ticker}/{i}",
         title=title or f"{ticker} story {i}", text=f"body {i} about {ticker}",
-        published_at=minute, tickers=[TickerMention(symbol=ticker)], language="en")
+        published_at=minute, tickers=[TickerMention(symbol=ticker, relevance=1.0)], language="en")
     return ScoredDocument(
         document=doc, sentiment=sentiment, sentiment_probs=SentimentProbs(**probs),
         score=probs["positive"] - probs["negative"], topic="markets",

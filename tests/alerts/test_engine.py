@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -34,6 +35,12 @@ def db(store_settings: ClickHouseSettings) -> Iterator[Store]:
         yield store
 
 
+def part(msg: EmailMessage, subtype: str) -> str:
+    body = msg.get_body((subtype,))
+    assert body is not None, f"no text/{subtype} part"
+    return str(body.get_content())
+
+
 def alert_rows(store: Store) -> list[dict[str, Any]]:
     return store.query("SELECT * FROM alerts FINAL WHERE run_id = %(run)s ORDER BY alert_id",
                        {"run": "live"})
@@ -54,8 +61,7 @@ def test_burst_mails_once_with_escaped_headline(db: Store, smtp: SmtpServer) -> 
     (msg,) = smtp.inbox.wait_for(1)
     assert "aapl-spike" in msg["Subject"] and "AAPL" in msg["Subject"]
     assert msg["To"] == "ops@example.com"
-    html = msg.get_body(("html",)).get_content()
-    text = msg.get_body(("plain",)).get_content()
+    html, text = part(msg, "html"), part(msg, "plain")
     assert "<script>" not in html and "<b>plunge" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; AAPL &amp; co" in html
     assert HOSTILE in text  # the plain-text part carries the headline as it was written
@@ -98,7 +104,7 @@ def test_smtp_down_is_retried_next_cycle(db: Store, smtp_down: SmtpServer,
     assert [o.status for o in second.outcomes] == ["suppressed"]
     (msg,) = smtp_down.inbox.wait_for(1)
     assert "AAPL" in msg["Subject"]
-    assert "&lt;script&gt;" in msg.get_body(("html",)).get_content()  # examples re-read
+    assert "&lt;script&gt;" in part(msg, "html")  # examples re-read
     (row,) = alert_rows(db)
     assert row["notified"] == 1
     # the log notifier had already succeeded: the retry did not log the alert again
