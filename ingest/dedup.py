@@ -23,6 +23,7 @@ from finsentry.records import Document, normalise_text
 
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]|[^\W_]+")
 SHINGLE = 3
+SCHEME = "affine32"  # persisted signatures must be re-read with the scheme that made them
 MIN_TOKENS = 8  # shorter texts (one-line posts) are too small for a meaningful signature
 
 
@@ -51,7 +52,7 @@ class NoveltyIndex:
         self.state = state
         self.window_s = settings.novelty_window_h * 3600.0
         self.num_perm = settings.minhash_perm
-        self._dtype = MinHash(num_perm=self.num_perm).hashvalues.dtype
+        self._dtype = MinHash(num_perm=self.num_perm, scheme=SCHEME).hashvalues.dtype
         self.lsh = MinHashLSH(threshold=settings.near_dup_threshold, num_perm=self.num_perm)
         self._sigs: dict[str, MinHash] = {}
         self._load()
@@ -62,7 +63,7 @@ class NoveltyIndex:
             "SELECT doc_id, signature FROM stories WHERE added_at >= ?",
             (time.time() - 2 * self.window_s,))
         for doc_id, blob in rows:
-            sig = MinHash(num_perm=self.num_perm,
+            sig = MinHash(num_perm=self.num_perm, scheme=SCHEME,
                           hashvalues=np.frombuffer(blob, dtype=self._dtype))
             self._insert(doc_id, sig)
 
@@ -75,7 +76,7 @@ class NoveltyIndex:
         grams = shingles(f"{doc.title}\n{doc.text[:20_000]}")
         if len(grams) < MIN_TOKENS - SHINGLE + 1:
             return None
-        sig = MinHash(num_perm=self.num_perm)
+        sig = MinHash(num_perm=self.num_perm, scheme=SCHEME)
         sig.update_batch(sorted(grams))
         return sig
 

@@ -14,7 +14,6 @@ from urllib.parse import urljoin
 from pydantic import Field
 
 from finsentry.errors import IngestError
-
 from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, dotted
 from finsentry.ingest.parsing import clean_inline, parse_time
 

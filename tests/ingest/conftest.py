@@ -7,6 +7,7 @@ validation and robots.txt, so the crawler is exercised over real sockets and rea
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +39,7 @@ class Route:
     last_modified: str | None = None
     # responses served (in order) before the normal one: (status, headers)
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay_s: float = 0.0  # stall before answering (timeouts)
 
 
 @dataclass
@@ -100,6 +102,8 @@ class FixtureServer:
             status, extra = route.script.pop(0)
             return self._send(req, req.path, headers, status,
                               {"Content-Type": "text/plain", **extra}, b"try again")
+        if route.delay_s:
+            time.sleep(route.delay_s)
         out = {"Content-Type": route.content_type, **route.headers}
         if route.etag:
             out["ETag"] = route.etag
