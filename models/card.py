@@ -1,0 +1,97 @@
+"""Model cards (README.md in each model folder): base, data, command, seed, metrics, licences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+
+_DATA = {
+    ("sentiment", "en"): ("Financial PhraseBank Sentences_50Agree (MANIFEST train split, minus "
+                          "every FPB-50 and FPB-All test sentence) + Twitter Financial News "
+                          "Sentiment sent_train.csv (bearish->negative, bullish->positive)"),
+    ("topic", "en"): "Twitter Financial News Topic train.parquet (20 classes)",
+    ("sentiment", "zh"): ("BBT-FinCUGE FinFE train_list.json minus the held-out slice "
+                          "(stratified test_size=0.1, random_state=42)"),
+}
+_LICENCE = {
+    ("sentiment", "en"): ("cc-by-nc-sa-3.0", "Trained on the Financial PhraseBank (Malo et al. "
+                          "2014), licensed CC BY-NC-SA 3.0: these weights are for NON-COMMERCIAL "
+                          "use only and derivatives must be shared alike. TFNS data: MIT."),
+    ("topic", "en"): ("mit", "Training data: Twitter Financial News Topic (MIT)."),
+    ("sentiment", "zh"): ("other", "Training data: BBT-FinCUGE FinFE, no licence stated "
+                          "(research use)."),
+}
+
+_TEMPLATE = """---
+license: {{ licence_id }}
+language: [{{ cfg.lang }}]
+library_name: transformers
+pipeline_tag: text-classification
+tags: [finance, {{ cfg.task }}, finsentry]
+---
+# finsentry {{ cfg.lang }}-{{ cfg.task }}
+
+A sequence classifier for {{ what }} ({{ cfg.lang }}), produced by finsentry's own train
+command. Standard Hugging Face layout (fp16 safetensors, `config.json` with `id2label`); load it
+with `AutoModelForSequenceClassification.from_pretrained(folder)`.
+
+**Labels:** {{ labels | join(', ') }}
+
+## Licence
+{{ licence_text }} Base model licence: Apache-2.0.
+
+## Base model
+`{{ cfg.base }}` ({{ base_dir.name }}, {{ method }}){{ distill }}.
+
+## Data
+{{ data }}. {{ metrics.train_examples }} training examples, {{ metrics.dev_examples }} dev
+examples (a stratified slice of the training data, used for early stopping).
+
+## Training
+- command: `{{ cfg.command or '(Python API)' }}`
+- seed {{ cfg.seed }}, epochs {{ cfg.epochs }}, max length {{ cfg.max_length }},
+  batch {{ cfg.batch_size }}, best dev step {{ metrics.best_step }},
+  {{ metrics.train_seconds }} s of training
+
+## Metrics (MANIFEST.md protocol)
+{% if rows %}| set | n | accuracy | macro F1 | weighted F1 |
+|---|---:|---:|---:|---:|
+{% for row in rows %}{{ row }}
+{% endfor %}{% else %}Not evaluated (no evaluation data at training time).
+{% endif %}
+Dev history: {{ history }}
+"""
+
+
+def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path) -> Path:
+    key = (cfg.task, cfg.lang)
+    licence_id, licence_text = _LICENCE.get(key, ("other", "See the training data's licence."))
+    env = Environment(autoescape=False, keep_trailing_newline=True)  # noqa: S701 (Markdown)
+    rows = [f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
+            f"{m['weighted_f1']:.4f} |" for name, m in metrics.get("eval", {}).items()]
+    history = "; ".join(f"step {h['step']} acc {h['dev_accuracy']:.4f} "
+                        f"F1 {h['dev_macro_f1']:.4f}" for h in metrics.get("history", []))
+    distill = ""
+    if cfg.distill_from:
+        distill = (f", distilled from teacher `{cfg.distill_from}` (T={cfg.temperature}, "
+                   f"alpha={cfg.distill_alpha}) with {metrics['unlabelled_examples']} "
+                   "unlabelled texts")
+    text = env.from_string(_TEMPLATE).render(
+        what="financial sentiment" if cfg.task == "sentiment" else "financial topics",
+        method="LoRA r=16, merged" if cfg.lora else "full fine-tune", distill=distill,
+        rows=rows, history=history,
+        cfg=cfg, metrics=metrics, base_dir=Path(base_dir), licence_id=licence_id,
+        licence_text=licence_text, data=_DATA.get(key, "custom data"),
+        labels=list(getattr(cfg.train_data, "labels", None) or _labels(key)))
+    path = Path(out) / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _labels(key: tuple[str, str]) -> tuple[str, ...]:
+    from finsentry.models.base import SENTIMENT_LABELS
+    from finsentry.models.data import TOPIC_LABELS
+
+    return TOPIC_LABELS if key[0] == "topic" else SENTIMENT_LABELS

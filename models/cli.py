@@ -1,0 +1,122 @@
+"""`finsentry models ...`: train, evaluate and try the classifiers (heavy imports inside)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from finsentry.config import Settings
+from finsentry.errors import ModelError
+
+
+def _data_root(settings: Settings, given: Path | None) -> Path:
+    from finsentry.models.paths import data_root
+
+    return given or data_root(settings.models)
+
+
+@click.group("models")
+def models_group() -> None:
+    """Train, evaluate and run the sentiment/topic classifiers."""
+
+
+@models_group.command("train")
+@click.option("--task", type=click.Choice(["sentiment", "topic"]), required=True)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--base", default="minilm-l6", show_default=True,
+              help="Registered base name (see finsentry.models.bases.BASES) or a model folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--lora", is_flag=True, help="Parameter-efficient fine-tuning (merged on save).")
+@click.option("--epochs", type=int, default=3, show_default=True)
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=None, help="Default 5e-5 (full) or 5e-4 (LoRA).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--patience", type=int, default=2, show_default=True)
+@click.option("--eval-every", type=int, default=0, help="Dev evaluation every N steps (0=epoch).")
+@click.option("--distill-from", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Teacher model folder: train on its soft labels + unlabelled texts.")
+@click.option("--unlabelled-limit", type=int, default=None)
+@click.option("--limit", type=int, default=None, help="Cap training examples (smoke runs).")
+@click.option("--threads", type=int, default=None)
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data root (default: models.data_root).")
+@click.option("--no-eval", is_flag=True, help="Skip the MANIFEST evaluation at the end.")
+@click.pass_obj
+def train_command(settings: Settings, task: str, lang: str, base: str, out: Path, lora: bool,
+                  epochs: int, max_length: int, batch_size: int, lr: float | None, seed: int,
+                  patience: int, eval_every: int, distill_from: Path | None,
+                  unlabelled_limit: int | None, limit: int | None, threads: int | None,
+                  data: Path | None, no_eval: bool) -> None:
+    """Fine-tune a base model; resumes from <out>/_state when a run was interrupted."""
+    from finsentry.models.train import TrainConfig, train
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = TrainConfig(
+        task=task, lang=lang, base=base, out=out, lora=lora, epochs=epochs,
+        max_length=max_length, batch_size=batch_size, lr=lr, seed=seed, patience=patience,
+        eval_every=eval_every, distill_from=distill_from, unlabelled_limit=unlabelled_limit,
+        limit=limit, threads=threads or settings.models.threads,
+        data_root=_data_root(settings, data), base_cache=settings.models.base_cache,
+        evaluate=not no_eval, command="finsentry " + shlex.join(sys.argv[1:]))
+    metrics = train(cfg)
+    click.echo(json.dumps(metrics.get("eval", {}), indent=2))
+
+
+@models_group.command("eval")
+@click.option("--model", "model_path", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="A model folder (HF layout).")
+@click.option("--sets", default=None, help="Comma-separated: fpb50,fpball,tfns,topic,finfe "
+              "(default: by the model's labels).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Report path without suffix (writes .json and .md); default <model>/eval")
+@click.option("--max-length", type=int, default=None)
+@click.option("--backend", type=click.Choice(["auto", "torch", "int8", "onnx"]), default="torch",
+              show_default=True)
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def eval_command(settings: Settings, model_path: Path, sets: str | None, out: Path | None,
+                 max_length: int | None, backend: str, data: Path | None) -> None:
+    """Evaluate a model folder on the MANIFEST.md protocol; writes JSON + Markdown."""
+    from finsentry.models.engine import TextModel
+    from finsentry.models.evaluate import evaluate, write_report
+
+    m = TextModel(model_path, device=settings.models.device, backend=backend,
+                  max_length=max_length or settings.models.max_length,
+                  batch_size=settings.models.batch_size, threads=settings.models.threads,
+                  cache_dir=settings.models.derived_cache)
+    names = sets.split(",") if sets else _default_sets(m.labels, m.language)
+    report = evaluate(m.predict_ids, names, _data_root(settings, data))
+    j, md = write_report(report, out or model_path / "eval", f"Evaluation of {model_path}")
+    for name, r in report.items():
+        click.echo(f"{name}: accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} "
+                   f"weighted-F1 {r['weighted_f1']:.4f} (n={r['n']})")
+    click.echo(f"wrote {j} and {md}")
+
+
+def _default_sets(labels: tuple[str, ...], language: str) -> list[str]:
+    if len(labels) == 3:
+        return ["finfe"] if language == "zh" else ["fpb50", "fpball", "tfns"]
+    if len(labels) == 20:
+        return ["topic"]
+    raise ModelError("cannot guess evaluation sets for these labels; pass --sets")
+
+
+@models_group.command("predict")
+@click.argument("texts", nargs=-1, required=True)
+@click.pass_obj
+def predict_command(settings: Settings, texts: tuple[str, ...]) -> None:
+    """Classify the given texts with the configured classifier (prints JSON lines)."""
+    from finsentry.models.base import load_classifier
+
+    clf = load_classifier(settings.models)
+    for text, p in zip(texts, clf.predict_batch(list(texts)), strict=True):
+        click.echo(json.dumps({"text": text, "sentiment": p.sentiment, "score": round(p.score, 4),
+                               "probs": p.sentiment_probs, "topic": p.topic,
+                               "language": p.language, "model": p.model_name,
+                               "version": p.model_version}, ensure_ascii=False))

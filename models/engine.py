@@ -1,0 +1,177 @@
+"""The inference engine: one sequence-classification folder, ready to run fast on CPU or GPU.
+
+`TextModel.probs(texts)` classifies many texts in one call: sorted by length (less padding),
+cut into inner batches, run under `torch.inference_mode`, restored to input order. Backends:
+
+- ``torch``: fp32 on CPU; bf16 (fp16 where bf16 is unsupported) on CUDA.
+- ``int8``: torch dynamic int8 quantisation of the Linear layers, built at load time.
+- ``onnx``: ONNX export + ONNX Runtime dynamic int8, built once from the committed fp16
+  checkpoint and cached under `derived_cache` keyed by the weights' hash.
+- ``auto``: CUDA -> torch; CPU -> onnx (measured fastest at equal accuracy, see bench/models.py).
+
+One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be driven from
+several threads at once, and on CPU the kernels already use every core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finsentry.errors import ModelError
+from finsentry.models.runtime import length_order, pick_device, softmax
+
+log = logging.getLogger(__name__)
+BACKENDS = ("auto", "torch", "int8", "onnx")
+
+
+def weights_hash(path: Path) -> str:
+    """Short content hash of a model folder's config and weights (the model version)."""
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        f = path / name
+        if f.is_file():
+            with f.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+class TextModel:
+    """A loaded classifier folder; `probs` is safe to call from any thread."""
+
+    def __init__(self, path: Path, *, device: str = "auto", backend: str = "auto",
+                 max_length: int = 128, batch_size: int = 64, threads: int | None = None,
+                 cache_dir: Path | None = None) -> None:
+        import torch
+        from transformers import AutoConfig, AutoTokenizer
+
+        self.path = Path(path)
+        if not (self.path / "config.json").is_file():
+            raise ModelError(f"model folder {self.path} has no config.json")
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown backend {backend!r} for model {self.path}")
+        self.device = pick_device(device)
+        if backend == "auto":
+            backend = "torch" if self.device == "cuda" else "onnx"
+        if self.device == "cuda" and backend != "torch":
+            raise ModelError(f"backend {backend!r} is CPU-only (model {self.path})")
+        self.backend = backend
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.version = weights_hash(self.path)
+        self.name = self.path.name
+        config = AutoConfig.from_pretrained(self.path)
+        self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
+        self.language: str = str(getattr(config, "finsentry_language", "") or
+                                 ("zh" if self.path.name.startswith("zh") else "en"))
+        self._lock = threading.Lock()
+        self._tok = AutoTokenizer.from_pretrained(self.path)
+        if threads:
+            torch.set_num_threads(threads)
+        self._session: Any = None
+        self._model: Any = None
+        if backend == "onnx":
+            self._session = self._onnx_session(cache_dir, threads)
+        else:
+            self._model = self._torch_model(backend)
+
+    # --- building the runtimes -------------------------------------------------------------
+    def _torch_model(self, backend: str) -> Any:
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        model = AutoModelForSequenceClassification.from_pretrained(self.path,
+                                                                   dtype=torch.float32)
+        model.eval()
+        if self.device == "cuda":
+            half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return model.to(device="cuda", dtype=half)
+        if backend == "int8":
+            model = torch.ao.quantization.quantize_dynamic(
+                model, {torch.nn.Linear}, dtype=torch.qint8)
+        return model
+
+    def _onnx_session(self, cache_dir: Path | None, threads: int | None) -> Any:
+        import onnxruntime as ort
+
+        cache = (cache_dir or Path("~/.cache/finsentry/derived")).expanduser()
+        target = cache / f"{self.name}-{self.version}" / "model.int8.onnx"
+        if not target.is_file():
+            self._export_onnx(target)
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(target), opts, providers=["CPUExecutionProvider"])
+        self._onnx_inputs = [i.name for i in session.get_inputs()]
+        return session
+
+    def _export_onnx(self, target: Path) -> None:
+        """fp16 checkpoint -> fp32 ONNX -> dynamic int8 ONNX (written atomically)."""
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        log.info("building the int8 ONNX form of %s (once) in %s", self.path, target.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        model = self._torch_model("torch")
+        enc = self._tok(["a short example", "another example text"], padding=True,
+                        return_tensors="pt")
+        names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        fp32 = target.with_name("model.fp32.onnx.tmp")
+        axes = {n: {0: "batch", 1: "sequence"} for n in names}
+        try:
+            with torch.inference_mode():
+                torch.onnx.export(model, (dict(enc.items()),), str(fp32), input_names=names,
+                                  output_names=["logits"],
+                                  dynamic_axes={**axes, "logits": {0: "batch"}},
+                                  opset_version=17, dynamo=False)
+            tmp = target.with_name("model.int8.onnx.tmp")
+            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+            tmp.replace(target)
+        except Exception as exc:  # export problems are environment problems: name the model
+            raise ModelError(f"could not build the ONNX int8 form of {self.path}: {exc}") from exc
+        finally:
+            fp32.unlink(missing_ok=True)
+
+    # --- running ---------------------------------------------------------------------------
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        enc = self._tok(texts, padding=True, truncation=True, max_length=self.max_length,
+                        return_tensors="np" if self._session is not None else "pt")
+        if self._session is not None:
+            feed = {k: np.asarray(enc[k], dtype=np.int64) for k in self._onnx_inputs}
+            return np.asarray(self._session.run(["logits"], feed)[0], dtype=np.float32)
+        with torch.inference_mode():
+            out = self._model(**enc.to(self.device)).logits
+        return out.float().cpu().numpy()
+
+    def probs(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), len(labels)), in input order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        order = length_order(texts)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                out[idx] = softmax(self._logits([texts[i] for i in idx]))
+        return out
+
+    def predict_ids(self, texts: Sequence[str]) -> list[int]:
+        return self.probs(texts).argmax(-1).tolist()
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "backend": self.backend,
+                "device": self.device, "labels": list(self.labels)}
+
+    def __repr__(self) -> str:
+        return f"TextModel({json.dumps(self.describe())})"

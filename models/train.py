@@ -1,0 +1,306 @@
+"""Fine-tuning (full or LoRA), optional distillation, with checkpoint/resume and early stopping.
+
+Python API: `train(TrainConfig(...))`; the CLI `finsentry models train` is a thin wrapper.
+The loop is hand-written (not HF Trainer) so that resume after a killed session is exact: the
+model, optimiser, scheduler, position in the epoch and early-stopping state live in
+`<out>/_state/` and are rewritten every `checkpoint_every` steps. The output folder is a standard
+Hugging Face layout (fp16 safetensors, config.json with id2label, tokenizer, README.md card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from finsentry.errors import ModelError
+from finsentry.models import data as D
+from finsentry.models.bases import resolve_base
+from finsentry.models.runtime import batched_logits, seed_everything, softmax
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    task: str  # "sentiment" | "topic"
+    lang: str  # "en" | "zh"
+    base: str  # registered base name or a model folder
+    out: Path
+    lora: bool = False
+    epochs: int = 3
+    max_length: int = 64
+    batch_size: int = 32
+    lr: float | None = None  # default: 5e-5 full, 5e-4 LoRA
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    seed: int = D.SEED
+    dev_fraction: float = 0.1
+    patience: int = 2
+    eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    checkpoint_every: int = 200
+    distill_from: Path | None = None
+    distill_alpha: float = 0.5  # weight of the hard-label loss when labels exist
+    temperature: float = 2.0
+    unlabelled_limit: int | None = None
+    data_root: Path = Path("../shared/data")
+    base_cache: Path | None = None
+    limit: int | None = None  # cap on training examples (smoke runs)
+    threads: int | None = None
+    evaluate: bool = True  # run the MANIFEST evaluation sets at the end when data exists
+    command: str = ""
+    train_data: D.Split | None = field(default=None, repr=False)  # overrides the data loader
+    unlabelled: list[str] | None = field(default=None, repr=False)
+
+
+def _split_dev(split: D.Split, fraction: float, seed: int) -> tuple[D.Split, D.Split]:
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(split.targets)
+    strat = split.targets if counts[counts > 0].min() >= 2 else None
+    n_dev = max(int(round(len(split) * fraction)), len(set(split.targets)))
+    try:
+        tx, dx, ty, dy = train_test_split(split.texts, split.targets, test_size=n_dev,
+                                          stratify=strat, random_state=seed)
+    except ValueError:
+        tx, dx, ty, dy = train_test_split(split.texts, split.targets, test_size=n_dev,
+                                          random_state=seed)
+    return (D.Split(list(tx), list(ty), split.labels, split.name),
+            D.Split(list(dx), list(dy), split.labels, split.name + "-dev"))
+
+
+def _subsample(split: D.Split, limit: int, seed: int) -> D.Split:
+    if limit >= len(split):
+        return split
+    keep = sorted(np.random.default_rng(seed).permutation(len(split))[:limit].tolist())
+    return D.Split([split.texts[i] for i in keep], [split.targets[i] for i in keep],
+                   split.labels, split.name)
+
+
+def _batches(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Shuffled batches of similar-length examples (less padding), deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(lengths)).tolist()
+    chunk = batch_size * 50
+    batches: list[list[int]] = []
+    for s in range(0, len(perm), chunk):
+        part = sorted(perm[s:s + chunk], key=lambda i: lengths[i])
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    order = rng.permutation(len(batches)).tolist()
+    return [batches[i] for i in order]
+
+
+def _lora_targets(model: Any) -> list[str]:
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    for cand in (["query", "value"], ["q", "v"], ["q_proj", "v_proj"]):
+        if set(cand) <= names:
+            return cand
+    raise ModelError("LoRA: no attention projections found in the base model")
+
+
+def _dev_scores(model: Any, tok: Any, dev: D.Split, cfg: TrainConfig, device: str) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = batched_logits(model, tok, dev.texts, cfg.max_length, 128, device).argmax(-1)
+    return {"dev_accuracy": float(accuracy_score(dev.targets, pred)),
+            "dev_macro_f1": float(f1_score(dev.targets, pred, average="macro"))}
+
+
+def _teacher_probs(cfg: TrainConfig, texts: list[str], state_dir: Path, device: str) -> np.ndarray:
+    """Teacher soft labels at temperature T for `texts`, cached in the state folder."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    cache = state_dir / "teacher_probs.npy"
+    if cache.is_file():
+        probs = np.load(cache)
+        if len(probs) == len(texts):
+            return probs
+    assert cfg.distill_from is not None
+    log.info("teacher %s: scoring %d texts", cfg.distill_from, len(texts))
+    tok = AutoTokenizer.from_pretrained(cfg.distill_from)
+    teacher = AutoModelForSequenceClassification.from_pretrained(
+        cfg.distill_from, dtype=torch.float32).to(device)
+    logits = batched_logits(teacher, tok, texts, cfg.max_length, 64, device)
+    probs = softmax(logits, cfg.temperature).astype(np.float32)
+    np.save(cache, probs)
+    return probs
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train, save the best dev checkpoint to `cfg.out`, return the metrics written to the card."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(cfg.out)
+    state_dir = out / "_state"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    base_dir = resolve_base(cfg.base, cfg.base_cache)
+
+    full = cfg.train_data or D.training_set(Path(cfg.data_root), cfg.task, cfg.lang)
+    if cfg.limit:
+        full = _subsample(full, cfg.limit, cfg.seed)
+    train_split, dev = _split_dev(full, cfg.dev_fraction, cfg.seed)
+    texts, hard = list(train_split.texts), list(train_split.targets)
+    soft: np.ndarray | None = None
+    if cfg.distill_from:
+        extra = cfg.unlabelled
+        if extra is None:
+            extra = D.unlabelled_texts(Path(cfg.data_root), cfg.lang)
+        seen = {t for t in texts} | set(dev.texts)
+        extra = [t for t in extra if t not in seen][: cfg.unlabelled_limit]
+        texts += extra
+        hard += [-1] * len(extra)
+        soft = _teacher_probs(cfg, texts, state_dir, device)
+    labels = full.labels
+    log.info("training %s/%s on %d examples (%d dev) from %s", cfg.task, cfg.lang, len(texts),
+             len(dev), base_dir)
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)}, dtype=torch.float32)
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.1, target_modules=_lora_targets(model),
+            modules_to_save=["classifier"], task_type="SEQ_CLS"))
+    model.to(device)
+    lr = cfg.lr or (5e-4 if cfg.lora else 5e-5)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    lengths = [len(t) for t in texts]
+    steps_per_epoch = len(_batches(lengths, cfg.batch_size, cfg.seed))
+    total = steps_per_epoch * cfg.epochs
+    sched = get_linear_schedule_with_warmup(opt, int(total * cfg.warmup), total)
+
+    st: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0,
+                          "best_step": 0, "bad_evals": 0, "history": [], "done": False,
+                          "seconds": 0.0}
+    ckpt = state_dir / "ckpt.pt"
+    if ckpt.is_file():
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        sched.load_state_dict(saved["sched"])
+        st = saved["state"]
+        torch.set_rng_state(saved["rng"])
+        log.info("resumed from %s at step %d", ckpt, st["global_step"])
+
+    def save_state() -> None:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict(), "state": st, "rng": torch.get_rng_state()}, tmp)
+        tmp.replace(ckpt)
+
+    def evaluate_dev() -> bool:
+        """Record dev scores, keep the best weights; True when early stopping says stop."""
+        scores = _dev_scores(model, tok, dev, cfg, device)
+        scores.update(step=st["global_step"], epoch=st["epoch"])
+        st["history"].append(scores)
+        log.info("dev %s", scores)
+        if scores["dev_macro_f1"] > st["best"]:
+            st.update(best=scores["dev_macro_f1"], best_step=st["global_step"], bad_evals=0)
+            torch.save(model.state_dict(), state_dir / "best.pt")
+        else:
+            st["bad_evals"] += 1
+        return bool(st["bad_evals"] >= cfg.patience)
+
+    t_seg = time.monotonic()
+    temp = cfg.temperature
+    model.train()
+    stop = st["done"]
+    while not stop and st["epoch"] < cfg.epochs:
+        batches = _batches(lengths, cfg.batch_size, cfg.seed + st["epoch"])
+        bar = tqdm(total=len(batches), initial=st["step_in_epoch"],
+                   desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", mininterval=5)
+        for b in batches[st["step_in_epoch"]:]:
+            enc = tok([texts[i] for i in b], padding=True, truncation=True,
+                      max_length=cfg.max_length, return_tensors="pt").to(device)
+            logits = model(**enc).logits
+            y = torch.tensor([hard[i] for i in b], device=device)
+            has = y >= 0
+            loss = torch.zeros((), device=device)
+            w_hard = cfg.distill_alpha if soft is not None else 1.0
+            if has.any():
+                ce = torch.nn.functional.cross_entropy(logits[has], y[has], reduction="sum")
+                loss = loss + w_hard * ce / len(b)
+            if soft is not None:
+                p_t = torch.from_numpy(soft[b]).to(device)
+                logp = torch.log_softmax(logits / temp, dim=-1)
+                kl = torch.nn.functional.kl_div(logp, p_t, reduction="none").sum(-1)
+                w = torch.where(has, 1.0 - cfg.distill_alpha, 1.0)
+                loss = loss + (w * kl).sum() * temp * temp / len(b)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            st["step_in_epoch"] += 1
+            st["global_step"] += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if cfg.eval_every and st["global_step"] % cfg.eval_every == 0 and evaluate_dev():
+                stop = True
+                break
+            if st["global_step"] % cfg.checkpoint_every == 0:
+                st["seconds"] += time.monotonic() - t_seg
+                t_seg = time.monotonic()
+                save_state()
+        bar.close()
+        if not stop:
+            st["epoch"] += 1
+            st["step_in_epoch"] = 0
+            if not cfg.eval_every or st["global_step"] % cfg.eval_every:
+                stop = evaluate_dev()
+        st["seconds"] += time.monotonic() - t_seg
+        t_seg = time.monotonic()
+        save_state()
+    st["done"] = True
+    save_state()
+
+    model.load_state_dict(torch.load(state_dir / "best.pt", map_location=device))
+    if cfg.lora:
+        model = model.merge_and_unload()
+    metrics = {"train_examples": len(train_split), "unlabelled_examples": hard.count(-1),
+               "dev_examples": len(dev), "best_step": st["best_step"],
+               "train_seconds": round(st["seconds"], 1), "history": st["history"]}
+    return finish(model, tok, cfg, metrics, base_dir, device)
+
+
+def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base_dir: Path,
+           device: str) -> dict[str, Any]:
+    """Evaluate on the MANIFEST sets (when present), save fp16 HF folder + model card."""
+    from finsentry.models.card import write_card
+    from finsentry.models.evaluate import evaluate_model
+
+    out = Path(cfg.out)
+    model.eval()
+    if cfg.evaluate and Path(cfg.data_root).is_dir():
+        names = D.DEFAULT_EVAL.get((cfg.task, cfg.lang), ())
+        report = evaluate_model(model, tok, names, Path(cfg.data_root), cfg.max_length, device)
+        metrics["eval"] = {k: {m: v[m] for m in ("accuracy", "macro_f1", "weighted_f1", "n")}
+                           for k, v in report.items()}
+    model.half().save_pretrained(out)
+    tok.save_pretrained(out)
+    cfgd = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+            if k not in ("train_data", "unlabelled")}
+    (out / "training.json").write_text(json.dumps({"config": cfgd, "metrics": metrics},
+                                                  indent=2, default=str))
+    write_card(out, cfg, metrics, base_dir)
+    return metrics
