@@ -54,6 +54,9 @@ class FixtureServer:
         self.routes: dict[tuple[str, frozenset[tuple[str, str]] | None], Route] = {}
         self.hits: list[Hit] = []
         self.robots = "User-agent: *\nDisallow: /private/\n"
+        self.inflight: dict[str, int] = {}
+        self.max_inflight: dict[str, int] = {}  # most requests to a path at once (overlaps)
+        self._count_lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,7 +66,16 @@ class FixtureServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server naming
-                server._serve(self)
+                path = urlsplit(self.path).path
+                with server._count_lock:
+                    server.inflight[path] = server.inflight.get(path, 0) + 1
+                    server.max_inflight[path] = max(server.max_inflight.get(path, 0),
+                                                    server.inflight[path])
+                try:
+                    server._serve(self)
+                finally:
+                    with server._count_lock:
+                        server.inflight[path] -= 1
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
