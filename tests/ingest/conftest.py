@@ -161,4 +161,5 @@ def make_settings(state_dir: Path, sources: list[dict[str, Any]], *,
         "send_timeout_s": 3.0, "user_agent": "finsentry-tests/0.1 (ops@example.com)",
     }
     cfg.update(ingest)
-    return Settings(ingest=cfg, kafka={"bootstrap_servers": bootstrap, **(kafka or {})})
+    return Settings.model_validate(
+        {"ingest": cfg, "kafka": {"bootstrap_servers": bootstrap, **(kafka or {})}})

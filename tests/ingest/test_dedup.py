@@ -72,7 +72,7 @@ def _doc(text: str, when: datetime, url: str) -> Document:
 
 
 def test_novelty_window_and_exact_hash(tmp_path: Path) -> None:
-    settings = IngestSettings(state_dir=tmp_path)
+    settings = IngestSettings.model_validate({"state_dir": tmp_path})
     state = StateStore(tmp_path / "s.sqlite3")
     index = NoveltyIndex(settings, state)
     story = ("Regulators fined Globex Bank 200 million dollars on Tuesday for failing to "
@@ -107,7 +107,8 @@ def test_novelty_window_and_exact_hash(tmp_path: Path) -> None:
 
 
 def test_unrelated_stories_stay_novel(tmp_path: Path) -> None:
-    index = NoveltyIndex(IngestSettings(state_dir=tmp_path), StateStore(tmp_path / "s.db"))
+    settings = IngestSettings.model_validate({"state_dir": tmp_path})
+    index = NoveltyIndex(settings, StateStore(tmp_path / "s.db"))
     a = _doc("Apple reported record services revenue and a larger buyback for the quarter.",
              datetime(2024, 5, 2, tzinfo=UTC), "https://x/1")
     b = _doc("Oil prices fell for a third day as US crude inventories rose more than expected.",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from finsentry.ingest.crawler import Crawler
+from finsentry.ingest.crawler import Crawler, RunResult
 
 from .conftest import make_settings
 
@@ -21,7 +21,7 @@ ROWS = [
 ]
 
 
-def _run(tmp_path: Path, path: Path, **spec: object) -> object:
+def _run(tmp_path: Path, path: Path, **spec: object) -> RunResult:
     source = {"kind": "file", "name": "replay", "path": str(path), "timezone": "Asia/Shanghai",
               "metadata_columns": ["desk"], **spec}
     crawler = Crawler(make_settings(tmp_path / "state", [source]))
@@ -35,11 +35,11 @@ def test_jsonl_with_a_truncated_line(tmp_path: Path) -> None:
     lines.append(json.dumps({"title": "", "text": "   "}))  # nothing to classify
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = _run(tmp_path, path)
-    assert result.new == 2  # type: ignore[attr-defined]
-    assert result.dead_lettered == 2 and result.failed == 2  # type: ignore[attr-defined]
-    errors = result.errors  # type: ignore[attr-defined]
+    assert result.new == 2
+    assert result.dead_lettered == 2 and result.failed == 2
+    errors = result.errors
     assert any("replay.jsonl: line 2" in e for e in errors)
-    docs = {d.metadata["desk"]: d for d in result.documents}  # type: ignore[attr-defined]
+    docs = {d.metadata["desk"]: d for d in result.documents}
     assert docs["us"].published_at == datetime(2024, 9, 16, 20, 5, tzinfo=UTC)
     assert docs["us"].tickers[0].symbol == "MSFT" and docs["us"].tickers[0].relevance == 1.0
     cn = docs["cn"]
@@ -52,14 +52,14 @@ def test_csv_and_parquet(tmp_path: Path) -> None:
     frame = pd.DataFrame(ROWS)
     frame.to_csv(tmp_path / "replay.csv", index=False)
     result = _run(tmp_path, tmp_path / "replay.csv")
-    assert result.new == 2 and not result.errors  # type: ignore[attr-defined]
+    assert result.new == 2 and not result.errors
     pq = frame.assign(published_at=pd.to_datetime(
         ["2024-09-16T20:05:00Z", "2024-06-19T02:00:00Z"], utc=True),
         tickers=[["MSFT"], []])
     pq.to_parquet(tmp_path / "replay.parquet")
     result = _run(tmp_path / "pq", tmp_path / "replay.parquet")
-    assert result.new == 2 and not result.errors  # type: ignore[attr-defined]
-    us = next(d for d in result.documents if d.metadata["desk"] == "us")  # type: ignore
+    assert result.new == 2 and not result.errors
+    us = next(d for d in result.documents if d.metadata["desk"] == "us")
     assert us.published_at == datetime(2024, 9, 16, 20, 5, tzinfo=UTC)
     assert us.tickers[0].symbol == "MSFT"
 
@@ -76,4 +76,4 @@ def test_replaying_the_same_file_emits_nothing_new(tmp_path: Path) -> None:
 
 def test_missing_file_is_a_counted_error(tmp_path: Path) -> None:
     result = _run(tmp_path, tmp_path / "nope.csv")
-    assert result.failed == 1 and "nope.csv: file not found" in result.errors[0]  # type: ignore
+    assert result.failed == 1 and "nope.csv: file not found" in result.errors[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from finsentry.ingest.http import (
 from .conftest import FixtureServer, Route, make_settings
 
 
-def fetcher_for(tmp_path: Path, **over: object) -> tuple[Fetcher, list[float]]:
+def fetcher_for(tmp_path: Path, **over: Any) -> tuple[Fetcher, list[float]]:
     settings = make_settings(tmp_path, [], **over).ingest
     fetcher = Fetcher(settings)
     waits: list[float] = []
