@@ -160,6 +160,7 @@ class _Robots:
     parser: urllib.robotparser.RobotFileParser | None  # None = everything allowed
     disallow_all: bool = False
     fetched_at: float = field(default_factory=time.monotonic)
+    why: str = "disallowed by robots.txt"
 
 
 class Fetcher:
@@ -303,7 +304,12 @@ class Fetcher:
                 self._robots[origin] = entry
         if entry.disallow_all or (entry.parser is not None and not entry.parser.can_fetch(
                 self.settings.user_agent, url)):
-            raise RobotsDisallowedError(f"source {source}: {url}: disallowed by robots.txt")
+            raise RobotsDisallowedError(f"source {source}: {url}: {entry.why}")
+
+    def _retry_soon(self) -> float:
+        """A failed robots.txt fetch is re-tried after a minute, not after the full TTL."""
+        return time.monotonic() - self.settings.robots_ttl_s + min(60.0,
+                                                                   self.settings.robots_ttl_s)
 
     def _load_robots(self, origin: str, source: str) -> _Robots:
         """RFC 9309: 4xx = no rules, 5xx/unreachable = assume everything disallowed."""
@@ -314,10 +320,12 @@ class Fetcher:
                 return _Robots(parser=None)
             log.warning("source %s: %s/robots.txt unavailable (%s): assuming disallow",
                         source, origin, exc)
-            return _Robots(parser=None, disallow_all=True)
+            return _Robots(parser=None, disallow_all=True, fetched_at=self._retry_soon(),
+                           why=f"robots.txt unavailable (HTTP {exc.status}): not crawling")
         except TransientError as exc:
             log.warning("source %s: robots.txt unreachable (%s): assuming disallow", source, exc)
-            return _Robots(parser=None, disallow_all=True)
+            return _Robots(parser=None, disallow_all=True, fetched_at=self._retry_soon(),
+                           why="robots.txt unreachable: not crawling")
         parser = urllib.robotparser.RobotFileParser()
         parser.parse(resp.content.decode("utf-8", errors="replace").splitlines())
         return _Robots(parser=parser)

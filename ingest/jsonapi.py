@@ -102,6 +102,9 @@ class JsonApiSource(Source):
                     report.rejects.append((resp.url, json.dumps(raw).encode(), reason))
             if len(report.items) >= spec.max_items or not spec.cursor_path:
                 break
+            page_urls = [i.url for i in report.items[-len(raw_items):] if i.url]
+            if page_urls and all(self.is_known(u) for u in page_urls):
+                break  # caught up with what earlier runs ingested: older pages are known too
             more = dotted(data, spec.more_path) if spec.more_path else True
             nxt = dotted(data, spec.cursor_path)
             if not more or nxt in (None, "") or str(nxt) in seen_cursors or not raw_items:

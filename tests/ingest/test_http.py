@@ -162,3 +162,19 @@ def test_huge_response_is_cut_off(tmp_path: Path, server: FixtureServer) -> None
 def test_settings_forbid_unknown_keys() -> None:
     with pytest.raises(ValueError, match="extra"):
         IngestSettings.model_validate({"sources": [], "politeness": 3})
+
+
+def test_per_host_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from finsentry.ingest import http
+
+    clock = [100.0]
+    slept: list[float] = []
+    monkeypatch.setattr(http.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(http.time, "sleep", slept.append)
+    limiter = http.HostRateLimiter(2.0)
+    limiter.wait("www.sec.gov")
+    limiter.wait("www.reddit.com")  # another host: no wait
+    assert slept == []
+    limiter.wait("www.sec.gov")
+    limiter.wait("www.sec.gov")  # queued behind the previous slot
+    assert slept == [2.0, 4.0]

@@ -59,6 +59,10 @@ def test_reddit_listing_follows_after_cursor(tmp_path: Path, server: FixtureServ
     link_post = docs["1cim9qz"]  # link post: empty selftext, the title is the text
     assert link_post.text == link_post.title and link_post.tickers[0].symbol == "MSFT"
     assert docs["1cikb7u"].published_at.microsecond == 500000  # fractional epoch kept
+    # next poll: page 1 holds only known posts, so paging stops there
+    again = crawler.run_source("reddit", deliver=False)
+    assert again.new == 0 and again.duplicate == 2
+    assert len(server.hits_for("/r/stocks/new.json")) == 3
 
 
 def test_stocktwits_stream_max_cursor(tmp_path: Path, server: FixtureServer) -> None:
