@@ -114,9 +114,9 @@ class Crawler:
                 self._admit(doc, result)
             self._dead_letter_rejects(name, report.rejects, result)
             # items are persisted: now it is safe to remember the ETag/Last-Modified
-            self.fetcher.commit_validators()
+            self.fetcher.commit_validators(name)
         else:
-            self.fetcher.discard_validators()
+            self.fetcher.discard_validators(name)
         result.failed = len(result.errors)
         for err in result.errors:
             log.warning("%s", err)

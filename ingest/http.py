@@ -172,7 +172,8 @@ class Fetcher:
         self.guard = AddressGuard(settings.allow_networks)
         self.limiter = HostRateLimiter(settings.host_min_interval_s)
         self.validators = validators
-        self._pending: dict[str, tuple[str | None, str | None]] = {}
+        # per source: validators waiting for that source's items to be persisted
+        self._pending: dict[str, dict[str, tuple[str | None, str | None]]] = {}
         self._robots: dict[str, _Robots] = {}
         self._lock = threading.Lock()
         self.client = httpx.Client(
@@ -211,10 +212,10 @@ class Fetcher:
             return None
         if conditional and self.validators is not None and any(resp.validators):
             with self._lock:
-                self._pending[url] = resp.validators
+                self._pending.setdefault(source, {})[url] = resp.validators
         return resp
 
-    def commit_validators(self, urls: list[str] | None = None) -> None:
+    def commit_validators(self, source: str) -> None:
         """Persist validators once the caller has stored what the response produced.
 
         Why deferred: saving an ETag before the items are persisted would turn a crash into a
@@ -223,14 +224,13 @@ class Fetcher:
         if self.validators is None:
             return
         with self._lock:
-            keys = list(self._pending) if urls is None else [u for u in urls if u in self._pending]
-            items = [(k, self._pending.pop(k)) for k in keys]
-        for url, (etag, modified) in items:
+            items = self._pending.pop(source, {})
+        for url, (etag, modified) in items.items():
             self.validators.set_validators(url, etag, modified)
 
-    def discard_validators(self) -> None:
+    def discard_validators(self, source: str) -> None:
         with self._lock:
-            self._pending.clear()
+            self._pending.pop(source, None)
 
     # -- internals --------------------------------------------------------------------------
     def _wait(self, state: RetryCallState) -> float:

@@ -9,6 +9,7 @@ logged with the topic and returned to the caller.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ class KafkaSink:
         self.ingest = ingest
         self.state = state
         self._producer: Any = None
+        self._flushing = threading.Lock()  # one flush at a time, or rows would be sent twice
 
     def _connect(self) -> Any:
         from kafka import KafkaProducer
@@ -63,7 +65,18 @@ class KafkaSink:
             self._producer = None
 
     def flush(self) -> FlushResult:
-        """Send everything pending, oldest first; stop at the first batch the broker refuses."""
+        """Send everything pending, oldest first; stop at the first batch the broker refuses.
+
+        A flush already running in another thread will pick up new rows: this one returns.
+        """
+        if not self._flushing.acquire(blocking=False):
+            return FlushResult(pending=self.state.pending_count())
+        try:
+            return self._flush()
+        finally:
+            self._flushing.release()
+
+    def _flush(self) -> FlushResult:
         from kafka.errors import KafkaError
 
         result = FlushResult()

@@ -94,7 +94,7 @@ def test_slow_source_runs_never_overlap(tmp_path: Path, server: FixtureServer) -
          "jitter_s": 0},
         {"kind": "rss", "name": "fast", "url": server.url("/fast.rss"), "interval_s": 600},
     ]
-    crawler = Crawler(make_settings(tmp_path, sources, flush_interval_s=600))
+    crawler = Crawler(make_settings(tmp_path, sources, flush_interval_s=600, send_timeout_s=0.2))
     import threading
 
     stop = threading.Event()
