@@ -28,6 +28,7 @@ from finsentry.ingest.state import StateStore
 from finsentry.records import Document, dead_letter
 
 log = logging.getLogger(__name__)
+DEAD_LETTER_MAX_BYTES = 256 * 1024
 
 
 @dataclass
@@ -172,6 +173,9 @@ class Crawler:
     def _dead_letter(self, source: str, url: str, payload: bytes, reason: str,
                      result: RunResult) -> None:
         topic = self.settings.kafka.dead_letter_topic
+        if len(payload) > DEAD_LETTER_MAX_BYTES:  # the head is enough to debug a bad page
+            reason = f"{reason} [payload truncated from {len(payload)} bytes]"
+            payload = payload[:DEAD_LETTER_MAX_BYTES]
         envelope = dead_letter(payload, reason, topic=f"source:{source}", stage="ingest")
         with self.state.transaction() as conn:
             self.state.enqueue(conn, topic, source.encode("utf-8"), envelope)
@@ -193,6 +197,7 @@ class Crawler:
         snapshot: dict[str, Any] = {
             "updated_at": datetime.now(UTC).isoformat(),
             "buffered": self.state.pending_count(),
+            "parked": self.state.parked_count(),
             "last_delivery_error": delivery.error if delivery else None,
             "sources": sources,
         }

@@ -18,12 +18,14 @@ from finsentry.ingest.state import StateStore
 
 log = logging.getLogger(__name__)
 BATCH = 500
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
 class FlushResult:
     sent: int = 0
     pending: int = 0
+    parked: int = 0  # refused for good (oversized): moved aside, not retried
     error: str | None = None
 
 
@@ -53,6 +55,8 @@ class KafkaSink:
                 request_timeout_ms=min(timeout_ms, int(self.kafka.request_timeout_s * 1000)),
                 delivery_timeout_ms=timeout_ms * 2,
                 bootstrap_timeout_ms=timeout_ms,
+                allow_auto_create_topics=False,  # topics come from `finsentry topics create`
+                max_request_size=MAX_REQUEST_BYTES,
             )
         return self._producer
 
@@ -77,17 +81,24 @@ class KafkaSink:
             self._flushing.release()
 
     def _flush(self) -> FlushResult:
-        from kafka.errors import KafkaError
+        from kafka.errors import KafkaError, MessageSizeTooLargeError
 
         result = FlushResult()
         while True:
             rows = self.state.pending(BATCH)
             if not rows:
                 break
+            futures: list[tuple[int, Any]] = []
+            parked = 0
             try:
                 producer = self._connect()
-                futures = [(seq, producer.send(topic, key=key, value=value))
-                           for seq, topic, key, value in rows]
+                for seq, topic, key, value in rows:
+                    try:
+                        futures.append((seq, producer.send(topic, key=key, value=value)))
+                    except MessageSizeTooLargeError as exc:
+                        # a poison message must not block the buffer: keep it aside on disk
+                        self.state.park(seq, f"topic {topic}: {exc}")
+                        parked += 1
                 producer.flush(timeout=self.ingest.send_timeout_s)
             except (KafkaError, OSError, ValueError) as exc:
                 result.error = (f"Kafka at {self.kafka.bootstrap_servers} unavailable: "
@@ -100,12 +111,16 @@ class KafkaSink:
                 try:
                     fut.get(timeout=self.ingest.send_timeout_s)
                     ok.append(seq)
+                except MessageSizeTooLargeError as exc:
+                    self.state.park(seq, f"rejected by the broker: {exc}")
+                    parked += 1
                 except (KafkaError, OSError) as exc:
                     failed.append(seq)
                     error = error or f"{type(exc).__name__}: {exc}"
             if ok:
                 self.state.delivered(ok)
                 result.sent += len(ok)
+            result.parked += parked
             if failed:
                 topics = sorted({r[1] for r in rows if r[0] in set(failed)})
                 result.error = (f"delivery to topic(s) {', '.join(topics)} failed for "
@@ -114,6 +129,9 @@ class KafkaSink:
                 self._drop_producer()
                 break
         result.pending = self.state.pending_count()
+        if result.parked:
+            log.error("%d oversized message(s) parked in %s (table parked)", result.parked,
+                      self.state.path)
         if result.error:
             log.warning("%s; %d message(s) kept in the disk buffer %s", result.error,
                         result.pending, self.state.path)

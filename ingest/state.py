@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key BLOB,
     value BLOB NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT);
+CREATE TABLE IF NOT EXISTS parked (
+    seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL,
+    reason TEXT NOT NULL, parked_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS metrics (
     source TEXT PRIMARY KEY, fetched INTEGER NOT NULL DEFAULT 0, new INTEGER NOT NULL DEFAULT 0,
     duplicate INTEGER NOT NULL DEFAULT 0, near_duplicate INTEGER NOT NULL DEFAULT 0,
@@ -126,6 +129,16 @@ class StateStore:
     def delivered(self, seqs: list[int]) -> None:
         with self.transaction() as conn:
             conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def park(self, seq: int, reason: str) -> None:
+        """Move a message the broker will never accept out of the outbox (kept for inspection)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO parked SELECT seq, topic, key, value, ?, ? "
+                         "FROM outbox WHERE seq = ?", (reason[:1000], time.time(), seq))
+            conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def parked_count(self) -> int:
+        return int(self.query("SELECT count(*) FROM parked")[0][0])
 
     def delivery_failed(self, seqs: list[int], error: str) -> None:
         with self.transaction() as conn:

@@ -98,3 +98,19 @@ def test_messages_keyed_by_primary_ticker_or_source(tmp_path: Path, server: Fixt
     # Nvidia & Microsoft both in the headline: the key is one of them; no ticker -> source
     assert keys["Nvidia & Microsoft extend AI infrastructure partnership"] in (b"MSFT", b"NVDA")
     assert keys["Weekly outlook: jobs report and central banks in focus"] == b"newsroom"
+
+
+def test_oversized_message_is_parked_not_blocking(tmp_path: Path,
+                                                  kafka_settings: KafkaSettings) -> None:
+    ensure_topics(kafka_settings)
+    settings = make_settings(tmp_path, [], bootstrap=kafka_settings.bootstrap_servers,
+                             kafka=_kafka(kafka_settings))
+    crawler = Crawler(settings)
+    with crawler.state.transaction() as conn:
+        crawler.state.enqueue(conn, kafka_settings.raw_topic, b"k", b"x" * (5 * 1024 * 1024))
+        crawler.state.enqueue(conn, kafka_settings.raw_topic, b"k", b'{"small": true}')
+    result = crawler.flush()
+    assert result.sent == 1 and result.parked == 1 and result.pending == 0
+    assert crawler.state.parked_count() == 1
+    assert json.loads(crawler.metrics_file.read_text())["parked"] == 1
+    crawler.close()
