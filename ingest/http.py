@@ -18,8 +18,8 @@ import urllib.robotparser
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Protocol
-from urllib.parse import urljoin, urlsplit
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -106,7 +106,8 @@ class AddressGuard:
         self.allowed = [ipaddress.ip_network(a, strict=False) for a in allowed]
         self._resolve = resolver or _resolve
 
-    def check(self, url: str, source: str) -> None:
+    def check(self, url: str, source: str) -> str:
+        """Return the address to connect to; raise BlockedURLError if any is not allowed."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise BlockedURLError(f"source {source}: {url}: only http(s) URLs are fetched")
@@ -127,6 +128,9 @@ class AddressGuard:
             raise BlockedURLError(
                 f"source {source}: {url}: {host} resolves to non-public address {ip} "
                 "(allow it in ingest.allow_networks if this is intended)")
+        if not addresses:
+            raise IngestError(f"source {source}: {url}: {host} has no address")
+        return addresses[0].split("%")[0]
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -167,9 +171,10 @@ class Fetcher:
     """GET with every politeness and safety rule applied; one per crawler, thread-safe."""
 
     def __init__(self, settings: IngestSettings, validators: ValidatorStore | None = None,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 resolver: Callable[[str, int], list[str]] | None = None) -> None:
         self.settings = settings
-        self.guard = AddressGuard(settings.allow_networks)
+        self.guard = AddressGuard(settings.allow_networks, resolver)
         self.limiter = HostRateLimiter(settings.host_min_interval_s)
         self.validators = validators
         # per source: validators waiting for that source's items to be persisted
@@ -246,9 +251,9 @@ class Fetcher:
                                  headers: dict[str, str]) -> Response:
         current = url
         for _ in range(self.settings.max_redirects + 1):
-            self.guard.check(current, source)
+            address = self.guard.check(current, source)
             self._check_robots(current, source)
-            resp = self._get_once(current, source, headers)
+            resp = self._get_once(current, source, headers, address)
             if resp.status in (301, 302, 303, 307, 308):
                 location = resp.headers.get("location")
                 if not location:
@@ -259,12 +264,17 @@ class Fetcher:
         raise IngestError(f"source {source}: {url}: more than "
                           f"{self.settings.max_redirects} redirects")
 
-    def _get_once(self, url: str, source: str, headers: dict[str, str]) -> Response:
+    def _get_once(self, url: str, source: str, headers: dict[str, str],
+                  address: str) -> Response:
+        """One GET to the vetted `address` (not a second DNS lookup: no rebinding window);
+        Host header and TLS SNI/certificate check still use the URL's host name."""
         host = urlsplit(url).netloc.lower()
         self.limiter.wait(host)
         limit = self.settings.max_response_bytes
         try:
-            with self.client.stream("GET", url, headers=headers) as r:
+            target, headers, extensions = _pinned(url, address, headers)
+            with self.client.stream("GET", target, headers=headers,
+                                    extensions=extensions) as r:
                 declared = r.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise ResponseTooLargeError(
@@ -285,7 +295,7 @@ class Fetcher:
                                   parse_retry_after(r.headers.get("retry-after")))
         if status >= 400:
             raise HTTPStatusError(f"source {source}: {url}: HTTP {status}", status)
-        return Response(url=str(r.url), status=status, headers=r.headers,
+        return Response(url=url, status=status, headers=r.headers,
                         content=b"".join(chunks),
                         validators=(r.headers.get("etag"), r.headers.get("last-modified")))
 
@@ -329,6 +339,20 @@ class Fetcher:
         parser = urllib.robotparser.RobotFileParser()
         parser.parse(resp.content.decode("utf-8", errors="replace").splitlines())
         return _Robots(parser=parser)
+
+
+def _pinned(url: str, address: str,
+            headers: dict[str, str]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if host.strip("[]") == address:
+        return url, headers, {}
+    ip_host = f"[{address}]" if ":" in address else address
+    netloc = ip_host + (f":{parts.port}" if parts.port else "")
+    target = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+    host_header = host + (f":{parts.port}" if parts.port else "")
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return target, {**headers, "Host": host_header}, extensions
 
 
 class TransientError(IngestError):

@@ -178,3 +178,18 @@ def test_per_host_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     limiter.wait("www.sec.gov")
     limiter.wait("www.sec.gov")  # queued behind the previous slot
     assert slept == [2.0, 4.0]
+
+
+def test_connection_goes_to_the_vetted_address(tmp_path: Path, server: FixtureServer) -> None:
+    """The name is resolved once and checked; the request is sent to that address (no second
+    lookup a rebinding DNS server could answer differently), with the name in Host."""
+    server.add("/feed", Route(body=b"pinned"))
+    settings = make_settings(tmp_path, []).ingest
+    fetcher = Fetcher(settings, resolver=lambda host, port: ["127.0.0.1"])
+    url = f"http://news.invalid:{server.port}/feed"  # .invalid never resolves in real DNS
+    resp = fetcher.get(url, source="wire")
+    assert resp is not None and resp.content == b"pinned" and resp.url == url
+    assert server.hits_for("/feed")[0].headers["host"] == f"news.invalid:{server.port}"
+    blocked = Fetcher(settings, resolver=lambda host, port: ["127.0.0.1", "169.254.169.254"])
+    with pytest.raises(BlockedURLError, match="169.254.169.254"):
+        blocked.get(url, source="wire")
