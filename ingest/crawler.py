@@ -143,6 +143,15 @@ class Crawler:
                 r.delivery = delivery
         return results
 
+    def prune(self) -> None:
+        """Forget state older than its retention (long-running crawlers call this periodically)."""
+        cfg = self.settings.ingest
+        with self.state.lock:
+            self.state.prune(cfg.seen_retention_days * 86400.0,
+                             2 * cfg.novelty_window_h * 3600.0)
+            dropped = self.novelty.prune()
+        log.info("ingest state pruned (%d near-duplicate signatures expired)", dropped)
+
     def flush(self) -> FlushResult:
         """Send the disk buffer to Kafka (what the broker refuses stays buffered)."""
         result = self.sink.flush()

@@ -55,22 +55,33 @@ class NoveltyIndex:
         self._dtype = MinHash(num_perm=self.num_perm, scheme=SCHEME).hashvalues.dtype
         self.lsh = MinHashLSH(threshold=settings.near_dup_threshold, num_perm=self.num_perm)
         self._sigs: dict[str, MinHash] = {}
+        self._added: dict[str, float] = {}  # doc id -> when indexed (for pruning)
         self._load()
 
     def _load(self) -> None:
         """Rebuild the in-memory LSH from persisted signatures (restart-safe)."""
         rows = self.state.query(
-            "SELECT doc_id, signature FROM stories WHERE added_at >= ?",
+            "SELECT doc_id, signature, added_at FROM stories WHERE added_at >= ?",
             (time.time() - 2 * self.window_s,))
-        for doc_id, blob in rows:
+        for doc_id, blob, added_at in rows:
             sig = MinHash(num_perm=self.num_perm, scheme=SCHEME,
                           hashvalues=np.frombuffer(blob, dtype=self._dtype))
-            self._insert(doc_id, sig)
+            self._insert(doc_id, sig, float(added_at))
 
-    def _insert(self, doc_id: str, sig: MinHash) -> None:
+    def _insert(self, doc_id: str, sig: MinHash, added_at: float | None = None) -> None:
         if doc_id not in self._sigs:
             self.lsh.insert(doc_id, sig)
             self._sigs[doc_id] = sig
+            self._added[doc_id] = added_at if added_at is not None else time.time()
+
+    def prune(self) -> int:
+        """Forget signatures older than two windows (they can no longer affect novelty)."""
+        cutoff = time.time() - 2 * self.window_s
+        old = [d for d, t in self._added.items() if t < cutoff]
+        for doc_id in old:
+            self.lsh.remove(doc_id)
+            del self._sigs[doc_id], self._added[doc_id]
+        return len(old)
 
     def signature(self, doc: Document) -> MinHash | None:
         grams = shingles(f"{doc.title}\n{doc.text[:20_000]}")

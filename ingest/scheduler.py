@@ -36,6 +36,8 @@ def build_scheduler(crawler: Crawler, *, start_now: bool = True) -> Any:
         args=(crawler,), id="outbox:flush", name="flush disk buffer to Kafka",
         max_instances=1, coalesce=True,
     )
+    scheduler.add_job(crawler.prune, IntervalTrigger(hours=6), id="state:prune",
+                      name="expire dedup state", max_instances=1, coalesce=True)
     return scheduler
 
 

@@ -75,7 +75,7 @@ def test_one_job_per_source_with_interval_jitter_and_no_overlap(tmp_path: Path,
     crawler = Crawler(make_settings(tmp_path, sources))
     scheduler = build_scheduler(crawler)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert set(jobs) == {"source:a", "source:b", "outbox:flush"}
+    assert set(jobs) == {"source:a", "source:b", "outbox:flush", "state:prune"}
     assert jobs["source:a"].trigger.interval.total_seconds() == 120
     assert jobs["source:a"].trigger.jitter == 15
     assert jobs["source:b"].trigger.jitter is None

@@ -104,6 +104,9 @@ def test_novelty_window_and_exact_hash(tmp_path: Path) -> None:
     doc = _doc(story.replace("said.", "said in a statement."), t0 + timedelta(hours=3),
                "https://e.example/5")
     assert index2.assess(doc, index2.signature(doc)).kind == "near_duplicate"
+    # signatures older than two windows are forgotten from memory
+    index2._added = {k: 0.0 for k in index2._added}
+    assert index2.prune() == 3 and index2.lsh.is_empty()
 
 
 def test_unrelated_stories_stay_novel(tmp_path: Path) -> None:
