@@ -105,14 +105,14 @@ class Crawler:
             result.errors.extend(report.errors)
             result.fetched = len(report.items)
             fetched_at = datetime.now(UTC)
+            docs = []
             for item in report.items:
                 try:
-                    doc = normalise(item, spec, self.linker, fetched_at)
+                    docs.append(normalise(item, spec, self.linker, fetched_at))
                 except NormaliseError as exc:
                     result.errors.append(str(exc))
                     self._dead_letter(name, item.url or "", _item_payload(item), str(exc), result)
-                    continue
-                self._admit(doc, result)
+            self._admit(docs, result)
             self._dead_letter_rejects(name, report.rejects, result)
             # items are persisted: now it is safe to remember the ETag/Last-Modified
             self.fetcher.commit_validators(name)
@@ -159,25 +159,35 @@ class Crawler:
         return result
 
     # -- internals --------------------------------------------------------------------------
-    def _admit(self, doc: Document, result: RunResult) -> None:
+    def _admit(self, docs: list[Document], result: RunResult) -> None:
+        """Dedup, score novelty and buffer a run's documents in ONE transaction (one fsync)."""
         topic = self.settings.kafka.raw_topic
-        sig = self.novelty.signature(doc)
+        sigs = [self.novelty.signature(doc) for doc in docs]
+        admitted: list[Document] = []
         with self.state.lock:
-            verdict = self.novelty.assess(doc, sig)
-            if verdict.kind == "duplicate":
-                result.duplicate += 1
-                return
-            doc = doc.model_copy(update={"novelty": round(verdict.novelty, 6),
-                                         "duplicate_of": verdict.duplicate_of})
-            key = (doc.primary_ticker or doc.source).encode("utf-8")
-            with self.state.transaction() as conn:
-                self.novelty.remember(conn, doc, verdict, sig)
-                self.state.enqueue(conn, topic, key, doc.to_json())
-            self.novelty.committed(doc, sig)
-        if verdict.kind == "near_duplicate":
-            result.near_duplicate += 1
-        result.new += 1
-        result.documents.append(doc)
+            try:
+                with self.state.transaction() as conn:
+                    for doc, sig in zip(docs, sigs, strict=True):
+                        verdict = self.novelty.assess(doc, sig)
+                        if verdict.kind == "duplicate":
+                            result.duplicate += 1
+                            continue
+                        doc = doc.model_copy(update={"novelty": round(verdict.novelty, 6),
+                                                     "duplicate_of": verdict.duplicate_of})
+                        key = (doc.primary_ticker or doc.source).encode("utf-8")
+                        self.novelty.remember(conn, doc, verdict, sig)
+                        self.state.enqueue(conn, topic, key, doc.to_json())
+                        # visible to the rest of this batch (a rewrite within one feed)
+                        self.novelty.committed(doc, sig)
+                        admitted.append(doc)
+                        if verdict.kind == "near_duplicate":
+                            result.near_duplicate += 1
+            except BaseException:
+                for doc in admitted:  # rolled back: forget them in memory too
+                    self.novelty.forget(doc.id)
+                raise
+        result.new += len(admitted)
+        result.documents.extend(admitted)
 
     def _dead_letter(self, source: str, url: str, payload: bytes, reason: str,
                      result: RunResult) -> None:

@@ -52,7 +52,9 @@ class NoveltyIndex:
         self.state = state
         self.window_s = settings.novelty_window_h * 3600.0
         self.num_perm = settings.minhash_perm
-        self._dtype = MinHash(num_perm=self.num_perm, scheme=SCHEME).hashvalues.dtype
+        template = MinHash(num_perm=self.num_perm, scheme=SCHEME)
+        self._dtype = template.hashvalues.dtype
+        self._perms = template.permutations  # computing them per document dominates otherwise
         self.lsh = MinHashLSH(threshold=settings.near_dup_threshold, num_perm=self.num_perm)
         self._sigs: dict[str, MinHash] = {}
         self._added: dict[str, float] = {}  # doc id -> when indexed (for pruning)
@@ -64,7 +66,7 @@ class NoveltyIndex:
             "SELECT doc_id, signature, added_at FROM stories WHERE added_at >= ?",
             (time.time() - 2 * self.window_s,))
         for doc_id, blob, added_at in rows:
-            sig = MinHash(num_perm=self.num_perm, scheme=SCHEME,
+            sig = MinHash(num_perm=self.num_perm, scheme=SCHEME, permutations=self._perms,
                           hashvalues=np.frombuffer(blob, dtype=self._dtype))
             self._insert(doc_id, sig, float(added_at))
 
@@ -74,20 +76,24 @@ class NoveltyIndex:
             self._sigs[doc_id] = sig
             self._added[doc_id] = added_at if added_at is not None else time.time()
 
+    def forget(self, doc_id: str) -> None:
+        if doc_id in self._sigs:
+            self.lsh.remove(doc_id)
+            del self._sigs[doc_id], self._added[doc_id]
+
     def prune(self) -> int:
         """Forget signatures older than two windows (they can no longer affect novelty)."""
         cutoff = time.time() - 2 * self.window_s
         old = [d for d, t in self._added.items() if t < cutoff]
         for doc_id in old:
-            self.lsh.remove(doc_id)
-            del self._sigs[doc_id], self._added[doc_id]
+            self.forget(doc_id)
         return len(old)
 
     def signature(self, doc: Document) -> MinHash | None:
         grams = shingles(f"{doc.title}\n{doc.text[:20_000]}")
         if len(grams) < MIN_TOKENS - SHINGLE + 1:
             return None
-        sig = MinHash(num_perm=self.num_perm, scheme=SCHEME)
+        sig = MinHash(num_perm=self.num_perm, scheme=SCHEME, permutations=self._perms)
         sig.update_batch(sorted(grams))
         return sig
 
@@ -132,6 +138,6 @@ class NoveltyIndex:
                           time.time(), np.asarray(sig.hashvalues, dtype=self._dtype).tobytes()))
 
     def committed(self, doc: Document, sig: MinHash | None) -> None:
-        """Add to the in-memory index once the transaction has committed."""
+        """Add to the in-memory index (the caller `forget`s it if its transaction rolls back)."""
         if sig is not None:
             self._insert(doc.id, sig)

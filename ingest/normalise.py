@@ -19,6 +19,7 @@ from finsentry.records import MAX_TEXT_CHARS, Document, TickerMention
 
 HEADLINE, TAGGED, LEAD, PASSING = 1.0, 0.9, 0.7, 0.4
 LEAD_CHARS = 300
+LANG_SAMPLE_CHARS = 500  # langdetect's cost grows with the text; the opening is enough
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z]{1,6}(?:\.[A-Za-z]{1,2})?)(?![\w])")
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -76,7 +77,7 @@ def detect_language(text: str) -> str | None:
     from langdetect.lang_detect_exception import LangDetectException
 
     DetectorFactory.seed = 0
-    sample = text[:2000]
+    sample = text[:LANG_SAMPLE_CHARS]
     if len(sample.strip()) < 3:
         return None
     try:
