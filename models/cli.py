@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-import sys
 from pathlib import Path
 
 import click
@@ -47,12 +46,14 @@ def models_group() -> None:
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Data root (default: models.data_root).")
 @click.option("--no-eval", is_flag=True, help="Skip the MANIFEST evaluation at the end.")
+@click.option("--train-embeddings", is_flag=True,
+              help="Also update the word embeddings (frozen by default: faster on CPU).")
 @click.pass_obj
 def train_command(settings: Settings, task: str, lang: str, base: str, out: Path, lora: bool,
                   epochs: int, max_length: int, batch_size: int, lr: float | None, seed: int,
                   patience: int, eval_every: int, distill_from: Path | None,
                   unlabelled_limit: int | None, limit: int | None, threads: int | None,
-                  data: Path | None, no_eval: bool) -> None:
+                  data: Path | None, no_eval: bool, train_embeddings: bool) -> None:
     """Fine-tune a base model; resumes from <out>/_state when a run was interrupted."""
     from finsentry.models.train import TrainConfig, train
 
@@ -63,7 +64,8 @@ def train_command(settings: Settings, task: str, lang: str, base: str, out: Path
         eval_every=eval_every, distill_from=distill_from, unlabelled_limit=unlabelled_limit,
         limit=limit, threads=threads or settings.models.threads,
         data_root=_data_root(settings, data), base_cache=settings.models.base_cache,
-        evaluate=not no_eval, command="finsentry " + shlex.join(sys.argv[1:]))
+        evaluate=not no_eval, freeze_embeddings=not train_embeddings,
+        command=_command_line(click.get_current_context()))
     metrics = train(cfg)
     click.echo(json.dumps(metrics.get("eval", {}), indent=2))
 
@@ -97,6 +99,25 @@ def eval_command(settings: Settings, model_path: Path, sets: str | None, out: Pa
         click.echo(f"{name}: accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} "
                    f"weighted-F1 {r['weighted_f1']:.4f} (n={r['n']})")
     click.echo(f"wrote {j} and {md}")
+
+
+def _command_line(ctx: click.Context) -> str:
+    """The train command as given (options set on the command line), for the model card."""
+    from click.core import ParameterSource
+
+    words = ctx.command_path.split()
+    words[0] = "finsentry"
+    for param in ctx.command.params:
+        name = param.name or ""
+        if ctx.get_parameter_source(name) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[name]
+        flag = max(param.opts, key=len)
+        if isinstance(value, bool):
+            words += [flag] if value else []
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 def _default_sets(labels: tuple[str, ...], language: str) -> list[str]:

@@ -43,6 +43,8 @@ class TrainConfig:
     dev_fraction: float = 0.1
     patience: int = 2
     eval_every: int = 0  # steps between dev evaluations; 0 = once per epoch
+    stop_after: int | None = None  # stop (state saved, no model) after N steps in this call
+    freeze_embeddings: bool = True  # word embeddings fixed: ~half the optimiser work on CPU
     checkpoint_every: int = 200
     distill_from: Path | None = None
     distill_alpha: float = 0.5  # weight of the hard-label loss when labels exist
@@ -103,6 +105,26 @@ def _lora_targets(model: Any) -> list[str]:
     raise ModelError("LoRA: no attention projections found in the base model")
 
 
+def _build_model(cfg: TrainConfig, base_dir: Path, labels: tuple[str, ...]) -> Any:
+    """Base + fresh classification head (+ LoRA adapters); word embeddings frozen if asked."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)}, dtype=torch.float32)
+    model.config.finsentry_language = cfg.lang
+    if cfg.freeze_embeddings and not cfg.lora:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=0.1, target_modules=_lora_targets(model),
+            modules_to_save=["classifier"], task_type="SEQ_CLS"))
+    return model
+
+
 def _dev_scores(model: Any, tok: Any, dev: D.Split, cfg: TrainConfig, device: str) -> dict:
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -137,7 +159,6 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
     from transformers import (
-        AutoModelForSequenceClassification,
         AutoTokenizer,
         get_linear_schedule_with_warmup,
     )
@@ -171,16 +192,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
              len(dev), base_dir)
 
     tok = AutoTokenizer.from_pretrained(base_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_dir, num_labels=len(labels), id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)}, dtype=torch.float32)
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(
-            r=16, lora_alpha=32, lora_dropout=0.1, target_modules=_lora_targets(model),
-            modules_to_save=["classifier"], task_type="SEQ_CLS"))
-    model.to(device)
+    model = _build_model(cfg, base_dir, labels).to(device)
     lr = cfg.lr or (5e-4 if cfg.lora else 5e-5)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
@@ -221,7 +233,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             st["bad_evals"] += 1
         return bool(st["bad_evals"] >= cfg.patience)
 
+    st.update(train_examples=len(train_split), dev_examples=len(dev),
+              unlabelled_examples=hard.count(-1))
     t_seg = time.monotonic()
+    steps_here = 0
     temp = cfg.temperature
     model.train()
     stop = st["done"]
@@ -258,6 +273,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if cfg.eval_every and st["global_step"] % cfg.eval_every == 0 and evaluate_dev():
                 stop = True
                 break
+            steps_here += 1
+            if cfg.stop_after and steps_here >= cfg.stop_after:
+                st["seconds"] += time.monotonic() - t_seg
+                save_state()
+                log.info("stopping after %d steps as asked; rerun to resume", steps_here)
+                return {"stopped_at_step": st["global_step"]}
             if st["global_step"] % cfg.checkpoint_every == 0:
                 st["seconds"] += time.monotonic() - t_seg
                 t_seg = time.monotonic()
@@ -277,10 +298,44 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model.load_state_dict(torch.load(state_dir / "best.pt", map_location=device))
     if cfg.lora:
         model = model.merge_and_unload()
-    metrics = {"train_examples": len(train_split), "unlabelled_examples": hard.count(-1),
-               "dev_examples": len(dev), "best_step": st["best_step"],
-               "train_seconds": round(st["seconds"], 1), "history": st["history"]}
-    return finish(model, tok, cfg, metrics, base_dir, device)
+    return finish(model, tok, cfg, _metrics(st), base_dir, device)
+
+
+def _metrics(st: dict[str, Any]) -> dict[str, Any]:
+    keys = ("train_examples", "unlabelled_examples", "dev_examples", "best_step", "history")
+    return {**{k: st[k] for k in keys}, "train_seconds": round(st["seconds"], 1)}
+
+
+def export_best(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """Save the best dev weights of a run that is still going (or was killed) to `out`.
+
+    Reads `<cfg.out>/_state`; the card records the steps trained so far.
+    """
+    import dataclasses
+
+    import torch
+    from transformers import AutoTokenizer
+
+    state_dir = Path(cfg.out) / "_state"
+    if not (state_dir / "best.pt").is_file():
+        raise ModelError(f"run {cfg.out} has no best checkpoint yet")
+    st = torch.load(state_dir / "ckpt.pt", map_location="cpu", weights_only=False)["state"]
+    if "train_examples" not in st:  # state written before these were recorded
+        full = cfg.train_data or D.training_set(Path(cfg.data_root), cfg.task, cfg.lang)
+        tr, dev = _split_dev(_subsample(full, cfg.limit, cfg.seed) if cfg.limit else full,
+                             cfg.dev_fraction, cfg.seed)
+        st.update(train_examples=len(tr), dev_examples=len(dev), unlabelled_examples=0)
+    base_dir = resolve_base(cfg.base, cfg.base_cache)
+    labels = (cfg.train_data.labels if cfg.train_data else
+              D.TOPIC_LABELS if cfg.task == "topic" else D.SENTIMENT_LABELS)
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    model = _build_model(cfg, base_dir, labels)
+    model.load_state_dict(torch.load(state_dir / "best.pt", map_location="cpu"))
+    if cfg.lora:
+        model = model.merge_and_unload()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return finish(model, tok, dataclasses.replace(cfg, out=Path(out)), _metrics(st), base_dir,
+                  "cpu")
 
 
 def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base_dir: Path,

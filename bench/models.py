@@ -1,0 +1,145 @@
+"""Benchmark of the shipped classifiers (not a test): accuracy and documents/s in one run.
+
+    python bench/models.py [--threads 2] [--data ../shared/data] [--quick]
+
+Prints one Markdown table per part:
+1. accuracy of each shipped model on the MANIFEST.md protocol, fp32 torch vs the int8 fast
+   paths (torch dynamic int8, ONNX Runtime int8), so the quantisation loss is visible;
+2. documents/s at batch 32/128 and max length 64/128 for each CPU backend of the English
+   sentiment model, next to a BERT-base-size model (FinBERT's size, randomly initialised from a
+   config, fp32 torch) on the same inputs and threads, with the ratio;
+3. on a CUDA machine: bf16 documents/s at batch 256/1024.
+Inputs for the speed table are long enough to fill `max length`, so every row does the work its
+label says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from finsentry.models.engine import TextModel
+from finsentry.models.evaluate import evaluate
+from finsentry.models.paths import CHECKPOINTS, PROJECT_ROOT
+
+SETS = {"en-sentiment": ["fpb50", "fpball", "tfns"], "en-topic": ["topic"],
+        "zh-sentiment": ["finfe"]}
+FILLER = ("Finnish metal products company Componenta Oyj said net sales rose to EUR 91.4 "
+          "million in the third quarter of 2010 from EUR 60.0 million a year earlier, while "
+          "operating profit improved and the order book grew in all divisions . ")
+
+
+def accuracy_table(data: Path, threads: int, cache: Path) -> list[str]:
+    rows = ["| model | backend | set | n | accuracy | macro F1 | weighted F1 |",
+            "|---|---|---|---:|---:|---:|---:|"]
+    for name, sets in SETS.items():
+        path = CHECKPOINTS / name
+        if not (path / "config.json").is_file():
+            rows.append(f"| {name} | - | not shipped yet | | | | |")
+            continue
+        for backend in ("torch", "int8", "onnx"):
+            m = TextModel(path, device="cpu", backend=backend, max_length=128, batch_size=64,
+                          threads=threads, cache_dir=cache)
+            t0 = time.perf_counter()
+            report = evaluate(m.predict_ids, sets, data)
+            took = time.perf_counter() - t0
+            for s, r in report.items():
+                rows.append(f"| {name} | {backend} ({took:.0f} s) | {s} | {r['n']} | "
+                            f"{r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                            f"{r['weighted_f1']:.4f} |")
+    return rows
+
+
+def bert_base_folder(tmp: Path) -> Path:
+    """A randomly initialised BERT-base (110M) classifier folder with the uncased BERT vocab."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from finsentry.models.bases import resolve_base
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(num_labels=3))
+    model.save_pretrained(tmp)
+    src = resolve_base("minilm-l6")  # same bert-base-uncased WordPiece vocabulary
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / f).is_file():
+            shutil.copy(src / f, tmp / f)
+    return tmp
+
+
+def docs_per_s(m: TextModel, batch: int, length: int, n_batches: int) -> float:
+    m.batch_size, m.max_length = batch, length
+    texts = [f"{i} " + FILLER * 3 for i in range(batch * n_batches)]
+    m.probs(texts[:batch])  # warm-up
+    t0 = time.perf_counter()
+    m.probs(texts)
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def speed_table(threads: int, cache: Path, n_batches: int) -> list[str]:
+    rows = ["| model | backend | batch | max len | docs/s | BERT-base fp32 docs/s | ratio |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        base = TextModel(bert_base_folder(Path(tmp)), device="cpu", backend="torch",
+                         threads=threads)
+        ref = {(b, L): docs_per_s(base, b, L, n_batches) for b in (32, 128) for L in (64, 128)}
+    for name in ("en-sentiment", "zh-sentiment"):
+        path = CHECKPOINTS / name
+        if not (path / "config.json").is_file():
+            continue
+        for backend in ("torch", "int8", "onnx"):
+            m = TextModel(path, device="cpu", backend=backend, threads=threads, cache_dir=cache)
+            for (b, L), r in ref.items():
+                v = docs_per_s(m, b, L, n_batches)
+                label = {"torch": "fp32 torch", "int8": "torch dynamic int8",
+                         "onnx": "ONNX Runtime int8 (default)"}[backend]
+                rows.append(f"| {name} | {label} | {b} | {L} | {v:.1f} | {r:.1f} | "
+                            f"{v / r:.1f}x |")
+    return rows
+
+
+def gpu_table(n_batches: int) -> list[str]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return ["no CUDA device here: GPU figures not measured"]
+    rows = ["| model | dtype | batch | max len | docs/s |", "|---|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {"BERT-base (random)": bert_base_folder(Path(tmp))}
+        models.update({n: CHECKPOINTS / n for n in SETS if (CHECKPOINTS / n).is_dir()})
+        for name, path in models.items():
+            m = TextModel(path, device="cuda", backend="torch")
+            for b in (256, 1024):
+                for L in (64, 128):
+                    torch.cuda.synchronize()
+                    v = docs_per_s(m, b, L, n_batches)
+                    rows.append(f"| {name} | bf16 | {b} | {L} | {v:.0f} |")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data")
+    ap.add_argument("--batches", type=int, default=2, help="timed batches per speed cell")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args()
+    cache = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
+    try:
+        print(f"# finsentry models benchmark ({args.threads} threads)\n")
+        if not args.skip_accuracy:
+            if args.data.is_dir():
+                print("\n".join(accuracy_table(args.data, args.threads, cache)), "\n")
+            else:
+                print(f"no data at {args.data}: accuracy not measured\n")
+        print("\n".join(speed_table(args.threads, cache, args.batches)), "\n")
+        print("\n".join(gpu_table(args.batches)))
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

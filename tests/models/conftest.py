@@ -1,0 +1,94 @@
+"""Fixtures for the model tests: a tiny data root in MANIFEST formats, shared classifiers.
+
+The tiny data root mimics ../shared/data's file formats (latin-1 FPB with a stray line, TFNS csv,
+topic parquet, FinFE json) so the protocol code runs without the real data being present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from finsentry.config import ModelSettings
+
+POS = ["Company {i} said profit rose {i}% in the quarter .", "Net sales of unit {i} increased "
+       "strongly and margins improved ."]
+NEG = ["Company {i} filed for bankruptcy after losses .", "Operating loss of unit {i} widened "
+       "and the company cut {i} jobs ."]
+NEU = ["Company {i} will hold its annual general meeting on day {i} .", "The unit {i} is "
+       "located in Espoo , Finland ."]
+
+
+def sentences(n: int) -> list[tuple[str, str]]:
+    """n labelled sentences cycling negative/neutral/positive (a few with latin-1 letters)."""
+    out = []
+    for i in range(n):
+        label = ("negative", "neutral", "positive")[i % 3]
+        tmpl = {"negative": NEG, "neutral": NEU, "positive": POS}[label][(i // 3) % 2]
+        text = tmpl.format(i=i)
+        if i % 7 == 0:
+            text = text.replace("Company", "Société")
+        out.append((text, label))
+    return out
+
+
+def write_data_root(root: Path) -> Path:
+    import pandas as pd
+
+    fpb = root / "financial_phrasebank"
+    fpb.mkdir(parents=True)
+    rows = sentences(60)
+    lines = [f"{t}@{lab}" for t, lab in rows]
+    (fpb / "Sentences_50Agree.txt").write_bytes("\n".join(lines).encode("latin-1"))
+    all_agree = lines[:30]
+    all_agree.insert(5, "1")  # the stray line the real file has
+    (fpb / "Sentences_AllAgree.txt").write_bytes("\n".join(all_agree).encode("latin-1"))
+    tfns = root / "twitter_fin_news_sentiment"
+    tfns.mkdir()
+    code = {"negative": 0, "positive": 1, "neutral": 2}
+    for name, part in (("sent_train.csv", sentences(45)[::-1]), ("sent_valid.csv", sentences(15))):
+        texts = [f"$TCK {t}" for t, _ in part]
+        labels = [code[lab] for _, lab in part]
+        if name == "sent_train.csv":  # exact copies of every FPB sentence: test ones must go
+            texts += [t for t, _ in rows]
+            labels += [code[lab] for _, lab in rows]
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(tfns / name, index=False)
+    topic = root / "twitter_fin_news_topic"
+    topic.mkdir()
+    for name, k in (("train.parquet", 3), ("validation.parquet", 1)):
+        pd.DataFrame({"text": [f"topic {c} news item {j}" for c in range(20) for j in range(k)],
+                      "label": [c for c in range(20) for _ in range(k)]}).to_parquet(topic / name)
+    finfe = root / "cn_bbt_fincuge_finfe"
+    finfe.mkdir()
+    zh = [["亏损严重，股价暴跌", 0], ["今天收盘持平", 1], ["业绩大增，涨停了", 2]] * 10
+    (finfe / "train_list.json").write_text(json.dumps(zh, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_data_root(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def derived_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("derived")
+
+
+@pytest.fixture(scope="session")
+def default_classifier(derived_cache: Path):  # type: ignore[no-untyped-def]
+    """The registered default classifier on the shipped checkpoints (ONNX int8 on CPU)."""
+    from finsentry.models import load_classifier
+
+    return load_classifier(ModelSettings(derived_cache=derived_cache))
+
+
+@pytest.fixture(scope="session")
+def torch_classifier(derived_cache: Path):  # type: ignore[no-untyped-def]
+    """The same checkpoints on the plain fp32 torch backend."""
+    from finsentry.models import load_classifier
+
+    return load_classifier(ModelSettings(derived_cache=derived_cache, backend="torch",
+                                         quantize=False))

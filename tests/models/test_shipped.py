@@ -1,0 +1,56 @@
+"""The committed checkpoints: standard HF layout, offline load, clear cases right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from finsentry.models import Classifier
+from finsentry.models.base import SENTIMENT_LABELS
+from finsentry.models.data import TOPIC_LABELS
+from finsentry.models.paths import CHECKPOINTS
+
+SHIPPED = {"en-sentiment": SENTIMENT_LABELS, "en-topic": TOPIC_LABELS}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_checkpoint_is_a_standard_hf_folder_that_loads_offline(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = CHECKPOINTS / name
+    config = json.loads((path / "config.json").read_text())
+    assert tuple(config["id2label"][str(i)] for i in range(len(SHIPPED[name]))) == SHIPPED[name]
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    card = (path / "README.md").read_text()
+    assert "## Base model" in card and "command:" in card and "seed" in card
+    if name == "en-sentiment":
+        assert "NON-COMMERCIAL" in card and "CC BY-NC-SA" in card
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    model = AutoModelForSequenceClassification.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    logits = model(**tok(["profit rose 40%"], return_tensors="pt")).logits
+    assert logits.shape == (1, len(SHIPPED[name]))
+
+
+@pytest.mark.parametrize("text,label", [
+    ("profit rose 40%", "positive"),
+    ("Profit rose 40% and the company raised its full-year outlook.", "positive"),
+    ("the company filed for bankruptcy", "negative"),
+    ("Operating loss widened and the group will cut 120 jobs.", "negative"),
+])
+def test_clear_english_cases(default_classifier: Classifier, text: str, label: str) -> None:
+    (p,) = default_classifier.predict_batch([text])
+    assert p.sentiment == label, p.sentiment_probs
+
+
+def test_clear_topic_cases(default_classifier: Classifier) -> None:
+    preds = default_classifier.predict_batch([
+        "Fed raises interest rates by 25 basis points",
+        "Apple to pay quarterly dividend of $0.23 per share",
+    ])
+    assert [p.topic for p in preds] == ["Fed/Central Banks", "Dividend"]
