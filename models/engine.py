@@ -9,7 +9,9 @@ cut into inner batches, run under `torch.inference_mode`, restored to input orde
   checkpoint and cached under `derived_cache` keyed by the weights' hash.
 - ``auto``: CUDA -> torch; CPU -> onnx (measured fastest at equal accuracy, see bench/models.py).
 
-One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be driven from
+The int8 paths quantise activations with one scale per batch, so a text's probabilities move
+slightly (about 0.01-0.02) with its batch-mates; fp32 results are batch-invariant to float
+tolerance. One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be driven from
 several threads at once, and on CPU the kernels already use every core.
 """
 
