@@ -61,7 +61,9 @@ def bert_base_folder(tmp: Path) -> Path:
     from finsentry.models.bases import resolve_base
 
     torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(num_labels=3))
+    config = BertConfig()  # bert-base-uncased sizes: 12 layers, 768 hidden, 110M parameters
+    config.num_labels = 3
+    model = BertForSequenceClassification(config)
     model.save_pretrained(tmp)
     src = resolve_base("minilm-l6")  # same bert-base-uncased WordPiece vocabulary
     for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):

@@ -11,8 +11,8 @@ cut into inner batches, run under `torch.inference_mode`, restored to input orde
 
 The int8 paths quantise activations with one scale per batch, so a text's probabilities move
 slightly (about 0.01-0.02) with its batch-mates; fp32 results are batch-invariant to float
-tolerance. One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be driven from
-several threads at once, and on CPU the kernels already use every core.
+tolerance. One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be
+driven from several threads at once, and on CPU the kernels already use every core.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -127,7 +128,8 @@ class TextModel:
         enc = self._tok(["a short example", "another example text"], padding=True,
                         return_tensors="pt")
         names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-        fp32 = target.with_name("model.fp32.onnx.tmp")
+        unique = f"{os.getpid()}-{threading.get_ident()}"  # concurrent first loads don't clash
+        fp32 = target.with_name(f"model.fp32.{unique}.onnx.tmp")
         axes = {n: {0: "batch", 1: "sequence"} for n in names}
         try:
             with torch.inference_mode():
@@ -135,7 +137,7 @@ class TextModel:
                                   output_names=["logits"],
                                   dynamic_axes={**axes, "logits": {0: "batch"}},
                                   opset_version=17, dynamo=False)
-            tmp = target.with_name("model.int8.onnx.tmp")
+            tmp = target.with_name(f"model.int8.{unique}.onnx.tmp")
             quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
             tmp.replace(target)
         except Exception as exc:  # export problems are environment problems: name the model

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from finsentry.config import ModelSettings
+from finsentry.models.base import Classifier
 
 POS = ["Company {i} said profit rose {i}% in the quarter .", "Net sales of unit {i} increased "
        "strongly and margins improved ."]
@@ -78,7 +79,7 @@ def derived_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def default_classifier(derived_cache: Path):  # type: ignore[no-untyped-def]
+def default_classifier(derived_cache: Path) -> Classifier:
     """The registered default classifier on the shipped checkpoints (ONNX int8 on CPU)."""
     from finsentry.models import load_classifier
 
@@ -86,7 +87,7 @@ def default_classifier(derived_cache: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
-def torch_classifier(derived_cache: Path):  # type: ignore[no-untyped-def]
+def torch_classifier(derived_cache: Path) -> Classifier:
     """The same checkpoints on the plain fp32 torch backend."""
     from finsentry.models import load_classifier
 

@@ -68,7 +68,7 @@ def test_bad_inputs_get_defined_results_without_failing_the_batch(
     bad: list[object] = ["", "   \n\t ", None, b"profit rose 40% \xff\xfe", "loss \ud800 widened",
                          "bankrupt\x00cy \x07", "the company filed for bankruptcy " * 50_000, 42]
     good = default_classifier.predict_batch(["The company filed for bankruptcy."])[0]
-    out = default_classifier.predict_batch(bad + ["The company filed for bankruptcy."])  # type: ignore[arg-type]
+    out = default_classifier.predict_batch(bad + ["The company filed for bankruptcy."])
     assert len(out) == len(bad) + 1
     for p in (out[0], out[1], out[2], out[7]):
         assert p.sentiment == "neutral" and p.score == 0.0 and p.topic == ""
@@ -110,8 +110,8 @@ def test_int8_path_agrees_with_fp32(default_classifier: Classifier,
                                     torch_classifier: Classifier) -> None:
     fast = default_classifier.predict_batch(TEXTS)
     exact = torch_classifier.predict_batch(TEXTS)
-    assert default_classifier.sentiment.backend == "onnx"  # type: ignore[attr-defined]
-    assert torch_classifier.sentiment.backend == "torch"  # type: ignore[attr-defined]
+    assert default_classifier.sentiment.backend == "onnx"
+    assert torch_classifier.sentiment.backend == "torch"
     agree = sum(a.sentiment == b.sentiment for a, b in zip(fast, exact, strict=True))
     assert agree >= len(TEXTS) - 1
     for a, b in zip(fast, exact, strict=True):

@@ -29,7 +29,7 @@ def tiny_config(out: Path, **kw: object) -> TrainConfig:
                                    epochs=1, batch_size=8, max_length=32, evaluate=False,
                                    train_data=tiny_split(), command="pytest", checkpoint_every=2)
     base.update(kw)
-    return TrainConfig(**base)  # type: ignore[arg-type]
+    return TrainConfig(**base)
 
 
 @pytest.fixture(scope="module")
