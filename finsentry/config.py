@@ -71,6 +71,7 @@ class WorkerSettings(Section):
     run_id: str = Field("live", pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
                         description="Tag on every stored row; replays use their own")
     web_port: int | None = Field(None, description="Faust web port; unset = web disabled")
+    commit_interval_s: float = Field(2.8, gt=0, description="How often consumed offsets commit")
 
 
 class ModelSettings(Section):
