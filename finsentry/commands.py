@@ -6,13 +6,12 @@ import click
 
 
 def register(cli: click.Group) -> None:
+    from finsentry.alerts.cli import alerts_group
+    from finsentry.ingest.cli import ingest_group
+    from finsentry.models.cli import models_group
     from finsentry.store.cli import db_group
     from finsentry.streams.cli import demo_command, topics_group, worker_command
 
-    cli.add_command(topics_group)
-    cli.add_command(db_group)
-    cli.add_command(worker_command)
-    cli.add_command(demo_command)
-    cli.add_command(__import__("finsentry.models.cli", fromlist=["x"]).models_group)
-    cli.add_command(__import__("finsentry.alerts.cli", fromlist=["x"]).alerts_group)
-    cli.add_command(__import__("finsentry.ingest.cli", fromlist=["x"]).ingest_group)
+    for command in (topics_group, db_group, worker_command, demo_command, ingest_group,
+                    models_group, alerts_group):
+        cli.add_command(command)

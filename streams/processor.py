@@ -103,7 +103,7 @@ def decode_batch(messages: Sequence[RawMessage]) -> tuple[list[Document], list[R
 def to_scored(doc: Document, pred: Prediction, run_id: str) -> ScoredDocument:
     return ScoredDocument(
         document=doc,
-        sentiment=pred.sentiment,  # type: ignore[arg-type]
+        sentiment=pred.sentiment,
         sentiment_probs=SentimentProbs(**pred.sentiment_probs),
         score=max(-1.0, min(1.0, pred.score)),
         topic=pred.topic,
