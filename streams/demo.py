@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import shutil
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,12 @@ class DemoSummary:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def burst_line(self) -> str:
+        neg, total = self.extra.get("burst_negative", 0), self.extra.get("burst_total", 0)
+        return (f"injected burst: {neg} of {total} documents about {self.burst_ticker} "
+                "in the burst window scored negative")
+
+    @property
     def docs_per_second(self) -> float:
         return self.stored / self.seconds if self.seconds > 0 else 0.0
 
@@ -47,7 +52,9 @@ class DemoSummary:
             f"run {self.run_id}: {self.produced} messages produced, {self.stored} documents "
             f"stored, {self.dead_lettered} dead-lettered",
             f"throughput: {self.docs_per_second:.1f} documents/s "
-            f"({self.seconds:.1f} s in the worker; model {self.model})",
+            f"({self.seconds:.1f} s from first to last batch)",
+            f"models: {self.model}",
+            self.burst_line,
             "sentiment: " + ", ".join(f"{k} {v}" for k, v in self.sentiments.items()),
             "topics:",
             *[f"  {v:5d}  {k or '(none)'}" for k, v in self.topics.items()],
@@ -85,14 +92,12 @@ def run_demo(settings: Settings, out_dir: Path, documents: int = 600, seed: int 
         try:
             migrate(store)
             bar = _progress_bar(produced, progress)
-            started = time.monotonic()
             stats = run_worker(settings, classifier, ScoredSink(store),
                                StopPolicy(expect_messages=produced, max_seconds=1800),
                                on_progress=lambda s: bar.update(s.messages - bar.n))
             bar.close()
-            seconds = time.monotonic() - started
-            summary = _summarise(store, settings, sample, produced, stats.rejected, seconds,
-                                 classifier.name, out_dir)
+            summary = _summarise(store, settings, sample, produced, stats.rejected,
+                                 stats.busy_seconds, out_dir)
         finally:
             store.close()
     shutil.rmtree(broker_dir, ignore_errors=True)
@@ -127,16 +132,27 @@ def _progress_bar(total: int, enabled: bool) -> Any:
 
 
 def _summarise(store: Any, settings: Settings, sample: SampleStream, produced: int,
-               rejected: int, seconds: float, model: str, out_dir: Path) -> DemoSummary:
+               rejected: int, seconds: float, out_dir: Path) -> DemoSummary:
     from finsentry.store import count_documents, sentiment_counts, topic_counts
 
     run_id = settings.worker.run_id
     report = out_dir / f"report-{run_id}.html"
+    run = {"run": run_id}
+    models = store.query("SELECT DISTINCT model_name, model_version FROM scored_documents FINAL "
+                         "WHERE run_id = %(run)s ORDER BY model_name", run)
+    burst = store.query(
+        "SELECT countIf(sentiment = 'negative') AS neg, count() AS n FROM scored_documents FINAL "
+        "WHERE run_id = %(run)s AND primary_ticker = %(ticker)s "
+        "AND published_at >= %(start)s AND published_at <= %(end)s",
+        {**run, "ticker": sample.burst_ticker, "start": sample.burst_start,
+         "end": sample.burst_end})[0]
     summary = DemoSummary(
         run_id=run_id, produced=produced, stored=count_documents(store, run_id),
         dead_lettered=rejected, seconds=seconds,
         sentiments=sentiment_counts(store, run_id), topics=topic_counts(store, run_id),
-        model=model, report=report, burst_ticker=sample.burst_ticker,
+        model="; ".join(f"{m['model_name']} ({m['model_version']})" for m in models),
+        report=report, burst_ticker=sample.burst_ticker,
+        extra={"burst_negative": int(burst["neg"]), "burst_total": int(burst["n"])},
     )
     write_report(store, summary, sample, report)
     shutil.copyfile(report, out_dir / "report.html")
@@ -153,7 +169,14 @@ def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: P
         "WHERE run_id = %(run)s GROUP BY bucket, topic ORDER BY bucket, topic",
         {"run": summary.run_id, "s": BUCKET_MINUTES * 60},
     )
-    svg = _chart_svg(series, summary, sample)
+    negative = store.query(
+        "SELECT toDateTime(intDiv(toUInt32(published_at), %(s)s) * %(s)s, 'UTC') AS bucket, "
+        "primary_ticker AS ticker, countIf(sentiment = 'negative') AS negative "
+        "FROM scored_documents FINAL WHERE run_id = %(run)s "
+        "GROUP BY bucket, ticker ORDER BY bucket, ticker",
+        {"run": summary.run_id, "s": BUCKET_MINUTES * 60},
+    )
+    svg = _chart_svg(series, negative, sample)
     negatives = store.query(
         "SELECT published_at, source, title, text, score FROM scored_documents FINAL "
         "WHERE run_id = %(run)s AND sentiment = 'negative' ORDER BY score ASC, doc_id LIMIT 15",
@@ -166,7 +189,7 @@ def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: P
     path.write_text(html, encoding="utf-8")
 
 
-def _chart_svg(series: list[dict[str, Any]], summary: DemoSummary,
+def _chart_svg(series: list[dict[str, Any]], negative: list[dict[str, Any]],
                sample: SampleStream) -> str:
     import matplotlib
 
@@ -175,7 +198,8 @@ def _chart_svg(series: list[dict[str, Any]], summary: DemoSummary,
     import pandas as pd
 
     frame = pd.DataFrame(series)
-    fig, ax = plt.subplots(figsize=(11, 4.8), dpi=96)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8), dpi=96, sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 2]})
     if not frame.empty:
         frame["mean_score"] = frame["score_sum"] / frame["docs"].where(frame["docs"] > 0)
         top = list(frame.groupby("topic")["docs"].sum().nlargest(6).index)
@@ -189,6 +213,17 @@ def _chart_svg(series: list[dict[str, Any]], summary: DemoSummary,
     ax.set_ylabel("mean sentiment score (P(pos) - P(neg))")
     ax.set_title(f"Sentiment over time per topic ({BUCKET_MINUTES}-minute buckets)")
     ax.legend(loc="lower left", fontsize=8, ncol=2)
+    neg = pd.DataFrame(negative)
+    if not neg.empty:
+        table = neg.pivot_table(index="bucket", columns="ticker", values="negative",
+                                aggfunc="sum", fill_value=0)
+        table = table[table.sum().sort_values(ascending=False).index[:6]]
+        ax2.stackplot(table.index.to_pydatetime(), table.T.to_numpy(), alpha=0.8,
+                      labels=[t or "(none)" for t in table.columns])
+    ax2.axvspan(sample.burst_start, sample.burst_end, color="#d62728", alpha=0.12)
+    ax2.set_ylabel("negative documents")
+    ax2.set_title("Negative documents per ticker")
+    ax2.legend(loc="upper left", fontsize=8, ncol=3)
     fig.autofmt_xdate()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")

@@ -67,6 +67,15 @@ class ProcessorStats:
     classify_seconds: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
+    first_batch_at: float | None = None  # when the first batch arrived (throughput excludes join)
+
+    @property
+    def busy_seconds(self) -> float:
+        return self.last_activity - (self.first_batch_at or self.last_activity)
+
+    def begin(self) -> None:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.monotonic()
 
     def add(self, n_messages: int, result: BatchResult, classify_s: float) -> None:
         self.messages += n_messages

@@ -91,6 +91,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
     async def score(stream: Any) -> None:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(w.batch_size, within=w.batch_max_wait_s):
+            stats.begin()
             messages = [
                 RawMessage(e.message.value, e.message.topic, e.message.partition,
                            e.message.offset)
