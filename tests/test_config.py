@@ -61,3 +61,12 @@ def test_help_names_environment_variables() -> None:
     assert result.exit_code == 0
     assert "FINSENTRY_WORKER__BATCH_SIZE" in result.output
     assert "FINSENTRY_CONFIG" in CliRunner().invoke(cli, ["--help"]).output
+
+
+def test_readme_documents_every_setting() -> None:
+    from finsentry.config import reference_rows
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [env for _, env, _, _ in reference_rows() if f"`{env}`" not in readme]
+    assert not missing, f"README configuration reference is stale (run `finsentry config " \
+        f"reference`): {missing}"
