@@ -101,24 +101,25 @@ class IngestSettings(Section):
     state_dir: Path = Field(Path(".finsentry/ingest"), description="Dedup state, disk buffer")
     user_agent: str = Field("finsentry/0.1 (+https://github.com/finsentry/finsentry)",
                             min_length=8, description="Real UA; SEC EDGAR wants a contact")
-    sources: list[SourceConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(default_factory=list,
+                                        description="Source entries; `kind` picks the parser")
     aliases: dict[str, list[str]] = Field(default_factory=dict,
                                           description="ticker -> company names, CIKs")
     allow_networks: list[str] = Field(default_factory=list,
                                       description="Private CIDRs allowed, e.g. 127.0.0.1/32")
-    respect_robots: bool = True
-    robots_ttl_s: float = Field(3600.0, gt=0)
+    respect_robots: bool = Field(True, description="Obey robots.txt (RFC 9309)")
+    robots_ttl_s: float = Field(3600.0, gt=0, description="How long robots.txt is cached")
     host_min_interval_s: float = Field(1.0, ge=0, description="Per-host politeness delay")
-    timeout_s: float = Field(20.0, gt=0)
-    max_response_bytes: int = Field(5_000_000, ge=1024)
-    max_redirects: int = Field(5, ge=0)
-    retry_attempts: int = Field(5, ge=1)
-    backoff_base_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(60.0, ge=0)
+    timeout_s: float = Field(20.0, gt=0, description="HTTP timeout per request")
+    max_response_bytes: int = Field(5_000_000, ge=1024, description="Larger bodies are refused")
+    max_redirects: int = Field(5, ge=0, description="Redirect hops followed (each checked)")
+    retry_attempts: int = Field(5, ge=1, description="Tries on 429/5xx/network errors")
+    backoff_base_s: float = Field(1.0, ge=0, description="First exponential backoff step")
+    backoff_max_s: float = Field(60.0, ge=0, description="Longest backoff step")
     max_retry_after_s: float = Field(300.0, ge=0, description="Cap on an honoured Retry-After")
     near_dup_threshold: float = Field(0.5, gt=0, lt=1, description="MinHash Jaccard threshold")
-    minhash_perm: int = Field(128, ge=16)
-    novelty_window_h: float = Field(24.0, gt=0)
+    minhash_perm: int = Field(128, ge=16, description="MinHash permutations")
+    novelty_window_h: float = Field(24.0, gt=0, description="A story is novel once per window")
     novelty_decay: float = Field(0.75, gt=0, lt=1, description="Novelty x this per repeat")
     seen_retention_days: float = Field(90.0, gt=0, description="How long exact repeats are known")
     send_timeout_s: float = Field(15.0, gt=0, description="Wait for broker acks per flush")
@@ -143,19 +144,20 @@ class AlertSettings(Section):
     notifiers: list[str] = Field(default_factory=lambda: ["log", "email"],
                                  description="Default notifiers for rules that name none")
     examples: int = Field(5, ge=0, le=50, description="Example headlines per alert")
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = Field(1025, ge=1, le=65535)
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay host")
+    smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port")
     smtp_user: str | None = Field(None, description="Login when set (with smtp_password)")
-    smtp_password: SecretStr = SecretStr("")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password (secret)")
     smtp_starttls: bool = Field(False, description="Upgrade a plain connection with STARTTLS")
     smtp_ssl: bool = Field(False, description="Implicit TLS (SMTPS, usually port 465)")
-    smtp_timeout_s: float = Field(10.0, gt=0)
+    smtp_timeout_s: float = Field(10.0, gt=0, description="SMTP connect/command timeout")
     smtp_retry_attempts: int = Field(3, ge=1, description="Tries per send within one cycle")
-    smtp_retry_max_wait_s: float = Field(5.0, ge=0)
-    mail_from: str = "finsentry@localhost"
-    mail_to: list[str] = Field(default_factory=list)
-    subject_prefix: str = Field("[finsentry]", max_length=64)
-    rules: list[RuleConfig] = Field(default_factory=list)
+    smtp_retry_max_wait_s: float = Field(5.0, ge=0, description="Longest wait between tries")
+    mail_from: str = Field("finsentry@localhost", description="Sender address")
+    mail_to: list[str] = Field(default_factory=list, description="Default recipients")
+    subject_prefix: str = Field("[finsentry]", max_length=64, description="Email subject prefix")
+    rules: list[RuleConfig] = Field(default_factory=list,
+                                    description="Rule entries; `type` picks the rule")
 
     @field_validator("rules")
     @classmethod
