@@ -32,6 +32,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def unique_by_name(entries: list[Any], what: str) -> list[Any]:
+    """Config lists whose entries are referred to by `name` (sources, rules) must not repeat one."""
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate {what} names: {', '.join(dupes)}")
+    return entries
+
+
 class KafkaSettings(Section):
     bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap host:port list")
     raw_topic: str = Field("finsentry.raw", description="Normalised documents from crawlers")
@@ -129,11 +138,7 @@ class IngestSettings(Section):
     @field_validator("sources")
     @classmethod
     def _unique_names(cls, sources: list[Any]) -> list[Any]:
-        names = [s.name for s in sources]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate source names: {', '.join(dupes)}")
-        return sources
+        return unique_by_name(sources, "source")
 
 
 class AlertSettings(Section):
@@ -162,11 +167,7 @@ class AlertSettings(Section):
     @field_validator("rules")
     @classmethod
     def _unique_rules(cls, rules: list[Any]) -> list[Any]:
-        names = [r.name for r in rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate rule names: {', '.join(dupes)}")
-        return rules
+        return unique_by_name(rules, "rule")
 
     @field_validator("notifiers")
     @classmethod
