@@ -47,6 +47,7 @@ def run_command(settings: Settings, state_dir: Path | None, bootstrap_servers: s
                 max_seconds: float | None, log_level: str) -> None:
     """Run every enabled source on its own schedule until interrupted."""
     from finsentry.ingest.crawler import Crawler
+    from finsentry.ingest.runlog import RunLog
     from finsentry.ingest.scheduler import run_forever
 
     settings = _prepare(settings, state_dir, bootstrap_servers, log_level)
@@ -55,7 +56,7 @@ def run_command(settings: Settings, state_dir: Path | None, bootstrap_servers: s
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    crawler = Crawler(settings)
+    crawler = Crawler(settings, run_log=RunLog.for_settings(settings.clickhouse))
     try:
         run_forever(crawler, stop, max_seconds)
     finally:
@@ -76,9 +77,10 @@ def once_command(settings: Settings, source_name: str, state_dir: Path | None,
                  log_level: str) -> None:
     """Crawl one source now and print what it got."""
     from finsentry.ingest.crawler import Crawler
+    from finsentry.ingest.runlog import RunLog
 
     settings = _prepare(settings, state_dir, bootstrap_servers, log_level)
-    crawler = Crawler(settings)
+    crawler = Crawler(settings, run_log=RunLog.for_settings(settings.clickhouse))
     try:
         result = crawler.run_source(source_name, deliver=not no_deliver)
     finally:

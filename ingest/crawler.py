@@ -24,6 +24,7 @@ from finsentry.ingest.http import Fetcher
 from finsentry.ingest.normalise import NormaliseError, TickerLinker, normalise
 from finsentry.ingest.producer import FlushResult, KafkaSink
 from finsentry.ingest.registry import build_source
+from finsentry.ingest.runlog import RunLog
 from finsentry.ingest.state import StateStore
 from finsentry.records import Document, dead_letter
 
@@ -53,8 +54,10 @@ class RunResult:
 class Crawler:
     """Owns the fetcher, state, novelty index and Kafka sink shared by all sources."""
 
-    def __init__(self, settings: Settings, *, transport: Any = None) -> None:
+    def __init__(self, settings: Settings, *, transport: Any = None,
+                 run_log: RunLog | None = None) -> None:
         self.settings = settings
+        self.run_log = run_log
         cfg = settings.ingest
         self.state = StateStore(cfg.state_dir / "state.sqlite3")
         self.fetcher = Fetcher(cfg, validators=self.state, transport=transport)
@@ -71,6 +74,8 @@ class Crawler:
         self.metrics_file = cfg.metrics_file or cfg.state_dir / "metrics.json"
 
     def close(self) -> None:
+        if self.run_log is not None:
+            self.run_log.close()
         self.sink.close()
         self.fetcher.close()
         self.state.close()
@@ -126,6 +131,8 @@ class Crawler:
                         failed=result.failed, dead_lettered=result.dead_lettered,
                         not_modified=int(result.not_modified), runs=1)
         self.state.mark_run(name, result.ok, result.errors[-1] if result.errors else None)
+        if self.run_log is not None:
+            self.run_log.record(result, time.monotonic() - started)
         if deliver:
             result.delivery = self.flush()
         else:

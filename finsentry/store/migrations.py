@@ -145,11 +145,33 @@ RETENTION_TTL_DDL = """
 ALTER TABLE scored_documents MODIFY TTL processed_at + INTERVAL 365 DAY
 """
 
+# One row per crawl of one source, for the pipeline-health dashboard (fetched/new/duplicate/
+# failed per source, last success = max(run_at) where ok).
+INGEST_RUNS_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    source String,
+    run_at DateTime('UTC'),
+    seconds Float32,
+    fetched UInt32,
+    new UInt32,
+    duplicate UInt32,
+    near_duplicate UInt32,
+    failed UInt32,
+    dead_lettered UInt32,
+    not_modified UInt8,
+    ok UInt8,
+    error String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(run_at)
+ORDER BY (source, run_at)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scored_documents", (SCORED_DOCUMENTS_DDL,)),
     Migration(2, "sentiment_minute", (SENTIMENT_MINUTE_DDL, SENTIMENT_MINUTE_MV_DDL)),
     Migration(3, "alerts", (ALERTS_DDL,)),
     Migration(4, "scored_documents_retention_ttl", (RETENTION_TTL_DDL,), min_server=(19, 6)),
+    Migration(5, "ingest_runs", (INGEST_RUNS_DDL,)),
 )
 
 
