@@ -54,3 +54,11 @@ def test_clear_topic_cases(default_classifier: Classifier) -> None:
         "Apple to pay quarterly dividend of $0.23 per share",
     ])
     assert [p.topic for p in preds] == ["Fed/Central Banks", "Dividend"]
+
+
+def test_chinese_negative_comment_goes_to_the_chinese_model(default_classifier: Classifier
+                                                            ) -> None:
+    assert (CHECKPOINTS / "zh-sentiment" / "config.json").is_file()
+    (p,) = default_classifier.predict_batch(["这家公司业绩暴雷，股价连续跌停，亏惨了"])
+    assert p.language == "zh" and p.model_name == "default/zh-sentiment"
+    assert p.sentiment == "negative", p.sentiment_probs
