@@ -65,17 +65,25 @@ class DemoSummary:
 
 def run_demo(settings: Settings, out_dir: Path, documents: int = 600, seed: int = 7,
              progress: bool = True) -> DemoSummary:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    run_id = f"demo-{stamp}"
+    broker_dir = out_dir / f"broker-{stamp}"
+    sample = generate(documents, seed=seed)
+    try:
+        return _run(settings, out_dir, sample, run_id, stamp, broker_dir, progress)
+    finally:  # Ctrl-C included: the broker child is stopped by the context manager
+        shutil.rmtree(broker_dir, ignore_errors=True)
+
+
+def _run(settings: Settings, out_dir: Path, sample: SampleStream, run_id: str, stamp: str,
+         broker_dir: Path, progress: bool) -> DemoSummary:
     from finsentry.broker import EmbeddedBroker
     from finsentry.kafka_admin import ensure_topics
     from finsentry.models import load_classifier
     from finsentry.store import ScoredSink, migrate, open_store
     from finsentry.streams.worker import StopPolicy, run_worker
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    run_id = f"demo-{stamp}"
-    broker_dir = out_dir / f"broker-{stamp}"
-    sample = generate(documents, seed=seed)
     with EmbeddedBroker(broker_dir) as broker:
         settings = Settings.model_validate({
             **settings.model_dump(),
@@ -96,12 +104,10 @@ def run_demo(settings: Settings, out_dir: Path, documents: int = 600, seed: int 
                                StopPolicy(expect_messages=produced, max_seconds=1800),
                                on_progress=lambda s: bar.update(s.messages - bar.n))
             bar.close()
-            summary = _summarise(store, settings, sample, produced, stats.rejected,
-                                 stats.busy_seconds, out_dir)
+            return _summarise(store, settings, sample, produced, stats.rejected,
+                              stats.busy_seconds, out_dir)
         finally:
             store.close()
-    shutil.rmtree(broker_dir, ignore_errors=True)
-    return summary
 
 
 def _produce(settings: Settings, sample: SampleStream) -> int:
