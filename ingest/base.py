@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from finsentry.errors import IngestError
 
 if TYPE_CHECKING:
-    from finsentry.ingest.http import Fetcher
+    from finsentry.ingest.http import Fetcher, Response
 
 
 class SourceSpec(BaseModel):
@@ -62,6 +62,26 @@ class FetchReport:
     pages: int = 0
     # raw payloads that could not be parsed into items: (url, payload, reason) -> dead letter
     rejects: list[tuple[str, bytes, str]] = field(default_factory=list)
+
+    def fetch_page(self, fetcher: Fetcher, source: str, url: str, page: int,
+                   params: dict[str, str] | None = None) -> Response | None:
+        """One page of a paginated source; None means stop paging.
+
+        Only the first page is conditional (later pages depend on the cursor) and only its
+        failure fails the run; a later page's error is recorded and what came before is kept.
+        """
+        try:
+            resp = fetcher.get(url, source=source, params=params, conditional=page == 0)
+        except IngestError as exc:
+            if page == 0:
+                raise
+            self.errors.append(str(exc))
+            return None
+        if resp is None:
+            self.not_modified = True
+            return None
+        self.pages += 1
+        return resp
 
 
 class FetchFailed(IngestError):

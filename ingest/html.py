@@ -50,17 +50,9 @@ class HtmlSource(Source):
         for page in range(spec.max_pages):
             if url is None:
                 break
-            try:
-                resp = fetcher.get(url, source=spec.name, conditional=page == 0)
-            except IngestError as exc:
-                if page == 0:
-                    raise
-                report.errors.append(str(exc))  # keep what the earlier pages gave
-                break
+            resp = report.fetch_page(fetcher, spec.name, url, page)
             if resp is None:
-                report.not_modified = True
                 break
-            report.pages += 1
             soup = self._soup(resp, report, fatal=page == 0)
             if soup is None:
                 break

@@ -13,7 +13,6 @@ from urllib.parse import urljoin
 
 from pydantic import Field
 
-from finsentry.errors import IngestError
 from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, dotted
 from finsentry.ingest.parsing import clean_inline, parse_time
 
@@ -61,19 +60,9 @@ class JsonApiSource(Source):
             params = dict(spec.params)
             if cursor is not None and spec.cursor_param:
                 params[spec.cursor_param] = cursor
-            # only the first page is conditional: later pages depend on the cursor
-            try:
-                resp = fetcher.get(spec.url, source=spec.name, params=params or None,
-                                   conditional=page == 0)
-            except IngestError as exc:
-                if page == 0:
-                    raise
-                report.errors.append(str(exc))  # keep what the earlier pages gave
-                break
+            resp = report.fetch_page(fetcher, spec.name, spec.url, page, params or None)
             if resp is None:
-                report.not_modified = True
                 break
-            report.pages += 1
             try:
                 data = json.loads(resp.content.decode(resp.charset or "utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
