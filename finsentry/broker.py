@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -97,8 +96,3 @@ class EmbeddedBroker:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-
-@contextlib.contextmanager
-def embedded_broker(data_dir: Path, port: int | None = None) -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker(data_dir, port) as broker:
-        yield broker

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
@@ -124,11 +125,10 @@ def to_scored(doc: Document, pred: Prediction, run_id: str) -> ScoredDocument:
     )
 
 
-class SinkProtocol:
+class SinkProtocol(Protocol):
     """What the processor needs of a store sink (finsentry.store.ScoredSink satisfies it)."""
 
-    def write(self, docs: Sequence[ScoredDocument]) -> int:  # pragma: no cover - interface
-        raise NotImplementedError
+    def write(self, docs: Sequence[ScoredDocument]) -> int: ...
 
 
 class BatchScorer:

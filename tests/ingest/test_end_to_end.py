@@ -9,9 +9,8 @@ import pytest
 
 from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
 from finsentry.ingest.crawler import Crawler
-from finsentry.kafka_admin import ensure_topics
-from finsentry.store import migrate, open_store
-from tests.streams.helpers import settings_for, start_worker, write_config
+from finsentry.store import open_store
+from tests.streams.helpers import prepare_pipeline, start_worker, write_config
 
 from .conftest import FixtureServer, make_settings
 from .test_dedup import three_sources
@@ -25,13 +24,7 @@ WORKER_TIMEOUT = 420
 def test_crawl_to_clickhouse(tmp_path: Path, server: FixtureServer,
                              kafka_settings: KafkaSettings,
                              store_settings: ClickHouseSettings) -> None:
-    pipeline = settings_for(kafka_settings, store_settings)
-    ensure_topics(pipeline.kafka)
-    store = open_store(pipeline.clickhouse)
-    try:
-        migrate(store)
-    finally:
-        store.close()
+    pipeline = prepare_pipeline(kafka_settings, store_settings)
 
     sources = three_sources(server)
     _serve_sina(server)

@@ -89,6 +89,18 @@ def settings_for(kafka: KafkaSettings, ch: ClickHouseSettings, **worker: Any) ->
     )
 
 
+def prepare_pipeline(kafka: KafkaSettings, ch: ClickHouseSettings, **worker: Any) -> Settings:
+    """Settings for one test run, with its topics created and its store migrated."""
+    from finsentry.kafka_admin import ensure_topics
+    from finsentry.store import migrate, open_store
+
+    settings = settings_for(kafka, ch, **worker)
+    ensure_topics(settings.kafka)
+    with open_store(settings.clickhouse) as store:
+        migrate(store)
+    return settings
+
+
 def write_config(settings: Settings, path: Path) -> Path:
     """The settings as a TOML file for a `finsentry --config` subprocess (secrets included)."""
     import tomli_w

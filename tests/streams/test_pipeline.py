@@ -17,13 +17,13 @@ import pytest
 
 from finsentry.broker import EmbeddedBroker
 from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
-from finsentry.kafka_admin import end_offsets, ensure_topics
-from finsentry.store import migrate, open_store
+from finsentry.kafka_admin import end_offsets
+from finsentry.store import open_store
 from tests.streams.helpers import (
     consume_all,
     make_documents,
+    prepare_pipeline,
     produce,
-    settings_for,
     start_worker,
     worker_messages,
     write_config,
@@ -34,13 +34,7 @@ WORKER_TIMEOUT = 420
 
 def _prepare(kafka: KafkaSettings, ch: ClickHouseSettings, tmp_path: Path,
              **worker: object) -> tuple[Settings, Path]:
-    settings = settings_for(kafka, ch, **worker)
-    ensure_topics(settings.kafka)
-    store = open_store(settings.clickhouse)
-    try:
-        migrate(store)
-    finally:
-        store.close()
+    settings = prepare_pipeline(kafka, ch, **worker)
     return settings, write_config(settings, tmp_path / "finsentry.toml")
 
 
