@@ -43,8 +43,15 @@ with `AutoModelForSequenceClassification.from_pretrained(folder)`.
 {{ licence_text }} Base model licence: Apache-2.0.
 
 ## Base model
-`{{ cfg.base }}` ({{ base_dir.name }}, {{ method }}){{ distill }}.
-
+{% if lineage %}`{{ lineage[0].base }}` ({{ method }}){{ distill }}, trained in
+{{ lineage | length + 1 }} runs: this one continued from `{{ cfg.base }}`.
+Earlier runs, oldest first:
+{% for run in lineage %}
+{{ loop.index }}. `{{ run.command or run.base }}` (epochs {{ run.epochs }}, lr {{ run.lr }},
+   best dev step {{ run.best_step }}, {{ run.train_seconds }} s)
+{%- endfor %}
+{% else %}`{{ cfg.base }}` ({{ base_dir.name }}, {{ method }}){{ distill }}.
+{% endif %}
 ## Data
 {{ data }}. {{ metrics.train_examples }} training examples, {{ metrics.dev_examples }} dev
 examples (a stratified slice of the training data, used for early stopping).
@@ -65,7 +72,8 @@ Dev history: {{ history }}
 """
 
 
-def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path) -> Path:
+def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path,
+               lineage: list[dict[str, Any]] | None = None) -> Path:
     key = (cfg.task, cfg.lang)
     licence_id, licence_text = _LICENCE.get(key, ("other", "See the training data's licence."))
     env = Environment(autoescape=False, keep_trailing_newline=True)  # noqa: S701 (Markdown)
@@ -82,7 +90,8 @@ def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path) -> 
         what="financial sentiment" if cfg.task == "sentiment" else "financial topics",
         method="LoRA r=16, merged" if cfg.lora else "full fine-tune", distill=distill,
         rows=rows, history=history,
-        cfg=cfg, metrics=metrics, base_dir=Path(base_dir), licence_id=licence_id,
+        cfg=cfg, metrics=metrics, base_dir=Path(base_dir), lineage=lineage or [],
+        licence_id=licence_id,
         licence_text=licence_text, data=_DATA.get(key, "custom data"),
         labels=list(getattr(cfg.train_data, "labels", None) or _labels(key)))
     path = Path(out) / "README.md"

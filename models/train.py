@@ -338,6 +338,19 @@ def export_best(cfg: TrainConfig, out: Path) -> dict[str, Any]:
                   "cpu")
 
 
+def prior_runs(base_dir: Path) -> list[dict[str, Any]]:
+    """The runs that produced `base_dir` when it is itself a finsentry checkpoint (a continued
+    training), oldest first, so a card can name the original base model and every command."""
+    path = Path(base_dir) / "training.json"
+    if not path.is_file():
+        return []
+    prior = json.loads(path.read_text(encoding="utf-8"))
+    conf, met = prior.get("config", {}), prior.get("metrics", {})
+    step = {k: conf.get(k) for k in ("base", "command", "epochs", "lr", "max_length", "seed")}
+    step.update(best_step=met.get("best_step"), train_seconds=met.get("train_seconds"))
+    return [*prior.get("lineage", []), step]
+
+
 def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base_dir: Path,
            device: str) -> dict[str, Any]:
     """Evaluate on the MANIFEST sets (when present), save fp16 HF folder + model card."""
@@ -355,7 +368,8 @@ def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base
     tok.save_pretrained(out)
     cfgd = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
             if k not in ("train_data", "unlabelled")}
-    (out / "training.json").write_text(json.dumps({"config": cfgd, "metrics": metrics},
-                                                  indent=2, default=str))
-    write_card(out, cfg, metrics, base_dir)
+    lineage = prior_runs(base_dir)
+    (out / "training.json").write_text(json.dumps(
+        {"config": cfgd, "metrics": metrics, "lineage": lineage}, indent=2, default=str))
+    write_card(out, cfg, metrics, base_dir, lineage)
     return metrics

@@ -74,6 +74,19 @@ def test_resume_continues_a_killed_run(trained: tuple[Path, dict], tmp_path: Pat
     assert (out / "model.safetensors").is_file()
 
 
+def test_continued_training_records_its_lineage(trained: tuple[Path, dict],
+                                                tmp_path: Path) -> None:
+    first, _ = trained
+    out = tmp_path / "continued"
+    train(tiny_config(out, base=str(first), command="pytest again"))
+    lineage = json.loads((out / "training.json").read_text())["lineage"]
+    assert [run["command"] for run in lineage] == ["pytest"]
+    assert lineage[0]["base"] == "minilm-l6"
+    card = (out / "README.md").read_text()
+    assert "`minilm-l6` (full fine-tune), trained in\n2 runs" in card
+    assert "pytest again" in card and "1. `pytest`" in card
+
+
 def test_lora_adapters_are_merged_before_saving(tmp_path: Path) -> None:
     out = tmp_path / "lora"
     train(tiny_config(out, lora=True))
