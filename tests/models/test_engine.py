@@ -35,22 +35,32 @@ def margin(p: Prediction) -> float:
     return top[-1] - top[-2]
 
 
-@pytest.mark.parametrize("backend,atol", [("torch", 1e-4), ("onnx", 0.05)])
+@pytest.mark.parametrize("backend,atol", [("torch", (1e-4, 1e-4)), ("onnx", (0.05, 0.2))])
 def test_batched_equals_one_by_one_and_keeps_order(default_classifier: Classifier,
-                                                   torch_classifier: Classifier,
-                                                   backend: str, atol: float) -> None:
-    """fp32: equal within float tolerance. int8: dynamic quantisation computes activation
-    scales per batch, so batch-mates shift probabilities slightly (documented in engine.py)."""
+                                                   torch_classifier: Classifier, backend: str,
+                                                   atol: tuple[float, float]) -> None:
+    """fp32: equal within float tolerance. int8: activations get one scale per batch, so a
+    text's probabilities shift with its batch-mates (engine.py documents by how much): the
+    tolerances are (sentiment, topic), and clear decisions must not change."""
     clf = torch_classifier if backend == "torch" else default_classifier
     batch = clf.predict_batch(TEXTS)
     single = [clf.predict_batch([t])[0] for t in TEXTS]
     reverse = clf.predict_batch(TEXTS[::-1])[::-1]
     assert len(batch) == len(TEXTS)
     for a, b, c in zip(batch, single, reverse, strict=True):
-        np.testing.assert_allclose(probs(a), probs(b), atol=atol)
-        np.testing.assert_allclose(probs(a), probs(c), atol=atol)
-        if backend == "torch" or margin(b) > 2 * atol:
-            assert a.sentiment == b.sentiment == c.sentiment
+        # the same texts in another order form the same length-sorted batches: exact
+        np.testing.assert_allclose(probs(a), probs(c), atol=1e-5)
+        assert a.sentiment == c.sentiment and a.topic == c.topic
+        np.testing.assert_allclose([a.sentiment_probs[k] for k in SENTIMENT_LABELS],
+                                   [b.sentiment_probs[k] for k in SENTIMENT_LABELS],
+                                   atol=atol[0])
+        np.testing.assert_allclose(sorted(a.topic_probs.values()),
+                                   sorted(b.topic_probs.values()), atol=atol[1])
+        if backend == "torch" or margin(b) > 2 * atol[0]:
+            assert a.sentiment == b.sentiment
+        top = sorted(b.topic_probs.values())
+        if backend == "torch" or top[-1] - top[-2] > 2 * atol[1]:
+            assert a.topic == b.topic
 
 
 def test_prediction_contract(default_classifier: Classifier) -> None:
