@@ -12,9 +12,10 @@ cut into inner batches, run under `torch.inference_mode`, restored to input orde
 The int8 paths quantise activations with one scale per batch, so a text's probabilities move
 with its batch-mates: a few hundredths for the 3-way sentiment heads, up to about 0.16 for the
 top class of the 20-way topic head on an ambiguous text that shares a batch with texts of very
-different length (length sorting keeps batch-mates alike in real streams). fp32 results are batch-invariant to float
-tolerance. One lock serialises calls: fast tokenizers and the int8 kernels are not meant to be
-driven from several threads at once, and on CPU the kernels already use every core.
+different length (length sorting keeps batch-mates alike in real streams). fp32 results are
+batch-invariant to float tolerance. One lock serialises calls: fast tokenizers and the int8
+kernels are not meant to be driven from several threads at once, and on CPU the kernels
+already use every core.
 """
 
 from __future__ import annotations
