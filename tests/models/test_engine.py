@@ -30,8 +30,9 @@ def probs(p: Prediction) -> list[float]:
     return [p.sentiment_probs[lab] for lab in SENTIMENT_LABELS] + sorted(p.topic_probs.values())
 
 
-def margin(p: Prediction) -> float:
-    top = sorted(p.sentiment_probs.values())
+def margin(dist: dict[str, float]) -> float:
+    """How far the winning class leads the runner-up: small margins may flip under int8."""
+    top = sorted(dist.values())
     return top[-1] - top[-2]
 
 
@@ -56,10 +57,9 @@ def test_batched_equals_one_by_one_and_keeps_order(default_classifier: Classifie
                                    atol=atol[0])
         np.testing.assert_allclose(sorted(a.topic_probs.values()),
                                    sorted(b.topic_probs.values()), atol=atol[1])
-        if backend == "torch" or margin(b) > 2 * atol[0]:
+        if backend == "torch" or margin(b.sentiment_probs) > 2 * atol[0]:
             assert a.sentiment == b.sentiment
-        top = sorted(b.topic_probs.values())
-        if backend == "torch" or top[-1] - top[-2] > 2 * atol[1]:
+        if backend == "torch" or margin(b.topic_probs) > 2 * atol[1]:
             assert a.topic == b.topic
 
 
