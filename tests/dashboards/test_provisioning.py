@@ -256,7 +256,7 @@ def scored(i: int, *, tickers: list[str], sentiment: str, topic: str, source: st
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
     probs[sentiment] = 0.8
     return ScoredDocument(
-        document=document, sentiment=sentiment, sentiment_probs=SentimentProbs(**probs),  # type: ignore[arg-type]
+        document=document, sentiment=sentiment, sentiment_probs=SentimentProbs(**probs),
         score=round(probs["positive"] - probs["negative"], 6), topic=topic,
         topic_probs={topic: 0.9}, model_name="test-model", model_version="1", run_id=run_id,
     )

@@ -140,7 +140,7 @@ def _killed_and_restarted(kafka: KafkaSettings, store_settings: ClickHouseSettin
     assert resumed < 2000, f"restart re-read everything ({resumed}): offsets were not committed"
     got = _stored(settings)
     assert got["n"] == 2000 and got["ids"] == 2000, got
-    assert got["agg_docs"] == 2000, f"aggregates double-counted a re-delivery: {got}"
+    assert got["agg_docs"] == 2000, f"rollup and stored documents disagree after the restart: {got}"
 
 
 @pytest.mark.parametrize("store_settings", ["server"], indirect=True)
