@@ -126,13 +126,13 @@ class ScoredSink:
                     f"SELECT DISTINCT doc_id, toUInt32(toStartOfMinute(published_at)) AS minute "
                     f"FROM {TABLE} WHERE run_id = %(run_id)s AND doc_id IN %(ids)s",
                     {"run_id": run_id, "ids": chunk}, retry=False)
-                stored.update((run_id, str(r["doc_id"])) for r in rows)
-                minutes.setdefault(run_id, set()).update(int(r["minute"]) for r in rows)
+                for r in rows:
+                    stored.add((run_id, str(r["doc_id"])))
+                    minutes.setdefault(run_id, set()).add(int(r["minute"]))
         fresh = [scored_row(doc) for key, doc in unique.items() if key not in stored]
         self.store.insert(TABLE, fresh, retry=False)
         for run_id, run_minutes in minutes.items():
-            if run_minutes:
-                self._top_up_rollup(run_id, sorted(run_minutes))
+            self._top_up_rollup(run_id, sorted(run_minutes))
         return len(fresh)
 
     def _top_up_rollup(self, run_id: str, minutes: list[int]) -> None:
@@ -163,4 +163,3 @@ class ScoredSink:
     def sentiment_over_time(self, run_id: str, bucket_minutes: int = 5,
                             ticker: str | None = None) -> list[dict[str, Any]]:
         return queries.sentiment_over_time(self.store, run_id, bucket_minutes, ticker=ticker)
-
