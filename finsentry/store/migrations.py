@@ -166,6 +166,9 @@ PARTITION BY toYYYYMM(run_at)
 ORDER BY (source, run_at)
 """
 
+# Version ranges reserved per area so parallel work never collides: 6-9 store/rollups,
+# 10-19 alerts, 20-29 replay/runs, 30-39 dashboards and metrics tables, 40-49 ingest,
+# 50-59 benchmarks and clustered layout.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "scored_documents", (SCORED_DOCUMENTS_DDL,)),
     Migration(2, "sentiment_minute", (SENTIMENT_MINUTE_DDL, SENTIMENT_MINUTE_MV_DDL)),
