@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from finsentry.errors import StoreError
 from finsentry.records import utcnow
 from finsentry.store.base import Store
+from finsentry.store.rollups import SENTIMENT_ROLLUP
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "alerts", (ALERTS_DDL,)),
     Migration(4, "scored_documents_retention_ttl", (RETENTION_TTL_DDL,), min_server=(19, 6)),
     Migration(5, "ingest_runs", (INGEST_RUNS_DDL,)),
+    # Table, one-time backfill from stored documents, then the view (run before workers start).
+    Migration(6, "sentiment_rollup", (SENTIMENT_ROLLUP.table_ddl(), SENTIMENT_ROLLUP.backfill(),
+                                      SENTIMENT_ROLLUP.view_ddl())),
 )
 
 

@@ -9,8 +9,9 @@ an insert that landed before the connection died is found by the re-check, not w
 ClickHouse writes a materialized view's rows as a second part AFTER the source table's part, so
 a worker killed between the two leaves documents stored but not counted in the rollup, and its
 re-delivered batch is skipped as already stored. A re-delivery (the only way stored ids come
-back) therefore also reconciles the rollup for those documents' minutes: per key, what
-scored_documents FINAL holds minus what sentiment_minute has summed, inserted as a top-up row.
+back) therefore also reconciles every rollup (finsentry.store.rollups) for those documents'
+minutes: per key, what scored_documents FINAL holds minus what the rollup has summed, inserted
+as a top-up row.
 Truth and rollup are read in one statement; a third writer's insert caught between its two parts
 in that instant could still be topped up twice (the same concurrent-writer caveat as above).
 """
@@ -25,37 +26,11 @@ from typing import Any
 from finsentry.records import ScoredDocument
 from finsentry.store import queries
 from finsentry.store.base import Store
+from finsentry.store.rollups import ROLLUPS
 
 log = logging.getLogger(__name__)
 TABLE = "scored_documents"
-ROLLUP = "sentiment_minute"
 _MAX_IDS_PER_CHECK = 5000  # keeps the IN (...) list far below max_query_size
-
-# Rollup keys whose stored documents outnumber what the rollup has counted (same grouping as
-# the sentiment_minute_mv view). One statement, so both sides are read from the same moment.
-_ROLLUP_DEFICITS = """
-SELECT minute, topic, ticker, source, sentiment,
-       sum(true_docs) AS t_docs, sum(true_score) AS t_score,
-       sum(rollup_docs) AS r_docs, sum(rollup_score) AS r_score
-FROM (
-    SELECT toStartOfMinute(published_at) AS minute, topic,
-           arrayJoin(if(empty(tickers), [''], tickers)) AS ticker, source, sentiment,
-           count() AS true_docs, sum(toFloat64(score)) AS true_score,
-           toUInt64(0) AS rollup_docs, toFloat64(0) AS rollup_score
-    FROM scored_documents FINAL
-    WHERE run_id = %(run_id)s AND toUInt32(toStartOfMinute(published_at)) IN %(minutes)s
-    GROUP BY minute, topic, ticker, source, sentiment
-    UNION ALL
-    SELECT minute, topic, ticker, source, sentiment,
-           toUInt64(0) AS true_docs, toFloat64(0) AS true_score,
-           sum(docs) AS rollup_docs, sum(score_sum) AS rollup_score
-    FROM sentiment_minute
-    WHERE run_id = %(run_id)s AND toUInt32(minute) IN %(minutes)s
-    GROUP BY minute, topic, ticker, source, sentiment
-)
-GROUP BY minute, topic, ticker, source, sentiment
-HAVING t_docs > r_docs
-"""
 
 
 def scored_row(doc: ScoredDocument) -> dict[str, Any]:
@@ -136,19 +111,20 @@ class ScoredSink:
         return len(fresh)
 
     def _top_up_rollup(self, run_id: str, minutes: list[int]) -> None:
-        """Count stored documents the rollup missed (a crash between the two parts)."""
-        rows = self.store.query(_ROLLUP_DEFICITS, {"run_id": run_id, "minutes": tuple(minutes)},
-                                retry=False)
-        if not rows:
-            return
-        top_up = [{"run_id": run_id, "minute": r["minute"], "topic": r["topic"],
-                   "ticker": r["ticker"], "source": r["source"], "sentiment": r["sentiment"],
-                   "docs": int(r["t_docs"]) - int(r["r_docs"]),
-                   "score_sum": float(r["t_score"]) - float(r["r_score"])} for r in rows]
-        self.store.insert(ROLLUP, top_up, retry=False)
-        log.warning("run %s: %s had missed %d document-ticker rows (a writer stopped between "
-                    "storing documents and counting them); topped up %d keys", run_id, ROLLUP,
-                    sum(int(row["docs"]) for row in top_up), len(top_up))
+        """Count stored documents each rollup missed (a crash between the two parts)."""
+        for rollup in ROLLUPS:
+            rows = self.store.query(rollup.deficits(),
+                                    {"run_id": run_id, "minutes": tuple(minutes)}, retry=False)
+            if not rows:
+                continue
+            top_up = [{"run_id": run_id, **{d: r[d] for d in rollup.dim_names},
+                       **{m: r[f"t_{m}"] - r[f"r_{m}"] for m in rollup.measure_names}}
+                      for r in rows]
+            self.store.insert(rollup.table, top_up, retry=False)
+            log.warning("run %s: %s had missed %d document-ticker rows (a writer stopped "
+                        "between storing documents and counting them); topped up %d keys",
+                        run_id, rollup.table, sum(int(row["docs"]) for row in top_up),
+                        len(top_up))
 
     # Read helpers (see finsentry.store.queries).
     def count_documents(self, run_id: str) -> int:
