@@ -103,6 +103,10 @@ class ModelSettings(Section):
                                 description="int8/ONNX forms built at load time from checkpoints")
 
 
+BuiltinAliases = Literal["csi300"]
+IngestLanguage = Literal["en", "zh"]
+
+
 class IngestSettings(Section):
     """Crawler settings. Sources are config entries (`kind` picks the parser, see
     finsentry.ingest.registry); aliases map a ticker to the names that link a story to it."""
@@ -114,6 +118,12 @@ class IngestSettings(Section):
                                         description="Source entries; `kind` picks the parser")
     aliases: dict[str, list[str]] = Field(default_factory=dict,
                                           description="ticker -> company names, CIKs")
+    builtin_aliases: list[BuiltinAliases] = Field(
+        default_factory=lambda: list[BuiltinAliases](["csi300"]),
+        description="Shipped alias lists (ingest/data/); user aliases win on a shared name")
+    languages: list[IngestLanguage] = Field(
+        default_factory=lambda: list[IngestLanguage](["en", "zh"]), min_length=1,
+        description="Languages detected (lingua); otherwise the source's declared one")
     allow_networks: list[str] = Field(default_factory=list,
                                       description="Private CIDRs allowed, e.g. 127.0.0.1/32")
     respect_robots: bool = Field(True, description="Obey robots.txt (RFC 9309)")

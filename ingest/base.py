@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from finsentry.errors import IngestError
 
@@ -36,6 +36,33 @@ class SourceSpec(BaseModel):
     tickers: list[str] = Field(default_factory=list,
                                description="Tickers every document of this source is about")
     max_items: int = Field(500, ge=1, description="Most items taken from one run")
+    timezone: str = Field("UTC", description="IANA zone of times given without one, "
+                                             "e.g. Asia/Shanghai")
+    boilerplate: list[str] = Field(
+        default_factory=list,
+        description="Regexes removed from every text of this source (disclaimers, editor "
+                    "lines); also kept out of near-duplicate detection")
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("boilerplate")
+    @classmethod
+    def _regexes(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"boilerplate pattern {pattern!r}: {exc}") from None
+        return patterns
 
 
 @dataclass
@@ -49,7 +76,20 @@ class Item:
     is_html: bool = False
     tickers: list[str] = field(default_factory=list)  # symbols the source itself tags
     metadata: dict[str, Any] = field(default_factory=dict)
-    language: str | None = None
+    language: str | None = None  # declared by the feed/page (a fallback for detection)
+    page_url: str | None = None  # the feed or list page the item came from
+    position: int | None = None  # 1-based place on that page (names items without a link)
+
+    def where(self, source: str) -> str:
+        """'source S: <page URL>: item <link or #n>' - the prefix of every item-level error."""
+        page = self.page_url or "?"
+        item = self.url or (f"#{self.position}" if self.position is not None else "?")
+        return f"source {source}: {page}: item {item}"
+
+
+def item_error(source: str, page_url: str, position: int, link: str | None, reason: str) -> str:
+    """An item-level error naming the source, the page and the item (link, else position)."""
+    return f"source {source}: {page_url}: item {link or f'#{position}'}: {reason}"
 
 
 @dataclass

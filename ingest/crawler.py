@@ -19,9 +19,9 @@ from typing import Any
 from finsentry.config import Settings
 from finsentry.errors import IngestError
 from finsentry.ingest.base import Source
-from finsentry.ingest.dedup import NoveltyIndex
+from finsentry.ingest.dedup import NoveltyIndex, shared_lines
 from finsentry.ingest.http import Fetcher
-from finsentry.ingest.normalise import NormaliseError, TickerLinker, normalise
+from finsentry.ingest.normalise import NormaliseError, TickerLinker, load_aliases, normalise
 from finsentry.ingest.producer import FlushResult, KafkaSink
 from finsentry.ingest.registry import build_source
 from finsentry.ingest.runlog import RunLog
@@ -61,7 +61,8 @@ class Crawler:
         cfg = settings.ingest
         self.state = StateStore(cfg.state_dir / "state.sqlite3")
         self.fetcher = Fetcher(cfg, validators=self.state, transport=transport)
-        self.linker = TickerLinker(cfg.aliases)
+        self.linker = TickerLinker(load_aliases(cfg.aliases, list(cfg.builtin_aliases)))
+        self.languages = tuple(cfg.languages)
         self.state.prune(cfg.seen_retention_days * 86400.0, 2 * cfg.novelty_window_h * 3600.0)
         self.novelty = NoveltyIndex(cfg, self.state)
         self.sink = KafkaSink(settings.kafka, cfg, self.state)
@@ -113,10 +114,12 @@ class Crawler:
             docs = []
             for item in report.items:
                 try:
-                    docs.append(normalise(item, spec, self.linker, fetched_at))
+                    docs.append(normalise(item, spec, self.linker, fetched_at,
+                                          self.languages))
                 except NormaliseError as exc:
                     result.errors.append(str(exc))
-                    self._dead_letter(name, item.url or "", _item_payload(item), str(exc), result)
+                    self._dead_letter(name, item.url or item.page_url or "", _item_payload(item),
+                                      str(exc), result)
             self._admit(docs, result)
             self._dead_letter_rejects(name, report.rejects, result)
             # items are persisted: now it is safe to remember the ETag/Last-Modified
@@ -169,7 +172,8 @@ class Crawler:
     def _admit(self, docs: list[Document], result: RunResult) -> None:
         """Dedup, score novelty and buffer a run's documents in ONE transaction (one fsync)."""
         topic = self.settings.kafka.raw_topic
-        sigs = [self.novelty.signature(doc) for doc in docs]
+        boilerplate = shared_lines([doc.text for doc in docs])
+        sigs = [self.novelty.signature(doc, boilerplate) for doc in docs]
         admitted: list[Document] = []
         with self.state.lock:
             try:

@@ -44,6 +44,24 @@ def shingles(text: str) -> set[bytes]:
     return {" ".join(tokens[i:i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)}
 
 
+def is_filing(doc: Document) -> bool:
+    return bool(doc.metadata.get("filing") and doc.metadata.get("accession_number"))
+
+
+def shared_lines(texts: list[str], min_docs: int = 3, min_share: float = 0.5) -> frozenset[str]:
+    """Lines a source repeats across one run's items (bylines, disclaimers, 'Filed: …'),
+    found without configuration: in at least `min_docs` texts and `min_share` of them."""
+    if len(texts) < min_docs:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for text in texts:
+        for line in {ln.strip() for ln in text.splitlines()}:
+            if len(line) >= 12:
+                counts[line] = counts.get(line, 0) + 1
+    need = max(min_docs, int(min_share * len(texts) + 0.999))
+    return frozenset(line for line, n in counts.items() if n >= need)
+
+
 class NoveltyIndex:
     """Decides new / exact duplicate / near duplicate; remembers inside the caller's transaction."""
 
@@ -89,8 +107,17 @@ class NoveltyIndex:
             self.forget(doc_id)
         return len(old)
 
-    def signature(self, doc: Document) -> MinHash | None:
-        grams = shingles(f"{doc.title}\n{doc.text[:20_000]}")
+    def signature(self, doc: Document,
+                  boilerplate: frozenset[str] = frozenset()) -> MinHash | None:
+        """MinHash of the story's own content: `boilerplate` lines (what a source repeats in
+        every item) are left out. Filings have none: distinct accession numbers are distinct
+        events however alike their forms read."""
+        if is_filing(doc):
+            return None
+        text = doc.text[:20_000]
+        if boilerplate:
+            text = "\n".join(ln for ln in text.splitlines() if ln.strip() not in boilerplate)
+        grams = shingles(f"{doc.title}\n{text}")
         if len(grams) < MIN_TOKENS - SHINGLE + 1:
             return None
         sig = MinHash(num_perm=self.num_perm, scheme=SCHEME, permutations=self._perms)
@@ -101,7 +128,9 @@ class NoveltyIndex:
         """Call under `state.lock` together with `remember` (check-then-act must be atomic)."""
         if self.state.is_seen(doc.id):
             return Verdict("duplicate", duplicate_of=doc.id)
-        owner = self.state.hash_owner(doc.content_hash) if doc.content_hash else None
+        # two filings may read alike (same form, same company, same day): their ids differ
+        owner = (self.state.hash_owner(doc.content_hash)
+                 if doc.content_hash and not is_filing(doc) else None)
         if owner is not None:
             return Verdict("duplicate", duplicate_of=owner)
         if sig is None:

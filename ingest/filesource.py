@@ -31,7 +31,6 @@ class FileSpec(SourceSpec):
     url_column: str | None = "url"
     time_column: str | None = "published_at"
     time_format: str = "auto"
-    timezone: str = "UTC"
     tickers_column: str | None = Field("tickers", description="List or comma-separated text")
     text_is_html: bool = False
     metadata_columns: list[str] = Field(default_factory=list)

@@ -1,15 +1,21 @@
-"""HTML list-and-article pages configured by CSS selectors (UTF-8, GBK/GB18030, ...)."""
+"""HTML pages (UTF-8, GBK/GB18030, ...): list pages by CSS selectors, or article pages directly.
+
+Single-article mode (`mode = "article"`) crawls the configured pages themselves: the document's
+address is the page's canonical URL (`link[rel=canonical]`, `og:url`, else the fetched URL),
+and without selectors trafilatura extracts title, main text and date (htmldate).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from finsentry.errors import IngestError
-from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec
-from finsentry.ingest.parsing import decode_page, parse_time
+from finsentry.ingest.article import article_item, canonical_url_of, extract_main
+from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, item_error
+from finsentry.ingest.parsing import decode_page, parse_time_loose
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
@@ -19,10 +25,14 @@ if TYPE_CHECKING:
 
 class HtmlSpec(SourceSpec):
     kind: Literal["html"] = "html"
-    url: str = Field(description="The list page")
+    url: str = Field(description="The list page, or (article mode) the first article page")
+    mode: Literal["list", "article"] = Field(
+        "list", description="'list': a list page of links; 'article': the pages are articles")
+    urls: list[str] = Field(default_factory=list,
+                            description="Article mode: more article pages after `url`")
     encoding: str | None = Field(None, description="Override the declared page encoding")
-    timezone: str = Field("UTC", description="Zone of naive page times, e.g. Asia/Shanghai")
-    item_selector: str = Field(description="CSS: one element per story on the list page")
+    item_selector: str | None = Field(None,
+                                      description="CSS: one element per story (list mode)")
     link_selector: str = Field("a[href]", description="CSS inside an item: the story link")
     title_selector: str | None = Field(None, description="CSS inside an item; default link text")
     summary_selector: str | None = None
@@ -38,6 +48,12 @@ class HtmlSpec(SourceSpec):
     article_time_attr: str | None = None
     article_time_format: str = "auto"
 
+    @model_validator(mode="after")
+    def _list_needs_items(self) -> HtmlSpec:
+        if self.mode == "list" and not self.item_selector:
+            raise ValueError("list mode needs item_selector (or set mode = 'article')")
+        return self
+
 
 class HtmlSource(Source):
     spec_class = HtmlSpec
@@ -46,6 +62,9 @@ class HtmlSource(Source):
         spec = self.spec
         assert isinstance(spec, HtmlSpec)
         report = FetchReport()
+        if spec.mode == "article":
+            return self._articles(fetcher, report)
+        assert spec.item_selector is not None
         url: str | None = spec.url
         for page in range(spec.max_pages):
             if url is None:
@@ -61,13 +80,14 @@ class HtmlSource(Source):
                 reason = f"source {spec.name}: {resp.url}: no items match '{spec.item_selector}'"
                 report.rejects.append((resp.url, resp.content, reason))
                 raise FetchFailed(reason, report.rejects)
-            for row in rows:
+            for position, row in enumerate(rows, start=1):
                 if len(report.items) >= spec.max_items:
                     break
                 try:
-                    item = self._list_item(row, resp.url)
+                    item = self._list_item(row, resp.url, position, report)
                 except ValueError as exc:
-                    report.errors.append(f"source {spec.name}: {resp.url}: list item: {exc}")
+                    report.errors.append(item_error(spec.name, resp.url, position, None,
+                                                    str(exc)))
                     continue
                 if item.url and spec.follow_links and not self.is_known(item.url):
                     self._fill_from_article(item, fetcher, report)
@@ -101,7 +121,29 @@ class HtmlSource(Source):
             return None
         return BeautifulSoup(text, "lxml")
 
-    def _list_item(self, row: Tag, base_url: str) -> Item:
+    def _articles(self, fetcher: Fetcher, report: FetchReport) -> FetchReport:
+        """Single-article mode: each configured page is one document."""
+        spec = self.spec
+        assert isinstance(spec, HtmlSpec)
+        used: dict[str, str] = {}  # canonical URL -> title (two articles never share an id)
+        for page, url in enumerate([spec.url, *spec.urls][: spec.max_items]):
+            resp = report.fetch_page(fetcher, spec.name, url, page)
+            if resp is None:
+                continue
+            soup = self._soup(resp, report, fatal=page == 0 and not spec.urls)
+            if soup is None:
+                continue
+            item = article_item(soup, str(soup), resp.url, spec, report, position=page + 1)
+            if item is None:
+                continue
+            if item.url in used and used[item.url] != item.title:
+                item.metadata["canonical_rejected"] = item.url
+                item.url = resp.url  # a shared canonical (site-wide tag): the page's own URL
+            used[item.url or resp.url] = item.title
+            report.items.append(item)
+        return report
+
+    def _list_item(self, row: Tag, base_url: str, position: int, report: FetchReport) -> Item:
         spec = self.spec
         assert isinstance(spec, HtmlSpec)
         link = row.select_one(spec.link_selector)
@@ -114,13 +156,13 @@ class HtmlSource(Source):
         summary = ""
         if spec.summary_selector and (el := row.select_one(spec.summary_selector)) is not None:
             summary = el.get_text(" ", strip=True)
-        published = _time_of(row, spec.time_selector, spec.time_attr, spec.time_format,
-                             spec.timezone)
         if not url and not title:
             raise ValueError("item has neither link nor title")
-        return Item(url=url, title=" ".join(title.split()), body=summary,
-                    published=published, language=spec.language,
-                    metadata={"list_page": base_url})
+        item = Item(url=url, title=" ".join(title.split()), body=summary,
+                    page_url=base_url, position=position, metadata={"list_page": base_url})
+        item.published = time_of(row, spec.time_selector, spec.time_attr, spec.time_format,
+                                 spec.timezone, report, item.where(spec.name))
+        return item
 
     def _fill_from_article(self, item: Item, fetcher: Fetcher, report: FetchReport) -> None:
         from bs4 import BeautifulSoup
@@ -141,6 +183,16 @@ class HtmlSource(Source):
             report.errors.append(f"source {spec.name}: {resp.url}: cannot decode article: {exc}")
             return
         soup = BeautifulSoup(text, "lxml")
+        where = f"source {spec.name}: {resp.url}"
+        if not spec.article_body_selector and not spec.article_title_selector:
+            main = extract_main(text, resp.url)
+            if main.text:
+                item.body, item.is_html = main.text, False
+            item.title = item.title or main.title
+            if item.published is None and spec.article_time_selector is None:
+                item.published = main.published(spec.timezone)
+            item.metadata.setdefault("canonical_url", canonical_url_of(soup, resp.url))
+            return
         if spec.article_title_selector and (
                 el := soup.select_one(spec.article_title_selector)) is not None:
             item.title = " ".join(el.get_text(" ", strip=True).split()) or item.title
@@ -150,14 +202,16 @@ class HtmlSource(Source):
                                  f"'{spec.article_body_selector}'")
         elif body is not None:
             item.body, item.is_html = str(body), True
-        when = _time_of(soup, spec.article_time_selector, spec.article_time_attr,
-                        spec.article_time_format, spec.timezone)
+        when = time_of(soup, spec.article_time_selector, spec.article_time_attr,
+                       spec.article_time_format, spec.timezone, report, where)
         if when is not None:
             item.published = when
 
 
-def _time_of(node: Any, selector: str | None, attr: str | None, fmt: str,
-             zone: str) -> Any:
+def time_of(node: Any, selector: str | None, attr: str | None, fmt: str, zone: str,
+            report: FetchReport, where: str) -> Any:
+    """The time at `selector` in the source's zone; a time that does not parse (neither by
+    the format nor as a date-time inside mixed text) is logged with the raw string."""
     if not selector:
         return None
     el = node.select_one(selector)
@@ -167,6 +221,7 @@ def _time_of(node: Any, selector: str | None, attr: str | None, fmt: str,
     if not raw:
         return None
     try:
-        return parse_time(str(raw), fmt, zone)
-    except (ValueError, OverflowError):
+        return parse_time_loose(str(raw), fmt, zone)
+    except (ValueError, OverflowError) as exc:
+        report.errors.append(f"{where}: {exc}")
         return None

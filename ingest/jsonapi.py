@@ -6,6 +6,7 @@ StockTwits symbol stream (`messages[]`, `cursor.max` with `cursor.more`) are con
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import TYPE_CHECKING, Any, Literal
@@ -13,8 +14,17 @@ from urllib.parse import urljoin
 
 from pydantic import Field
 
-from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, dotted
-from finsentry.ingest.parsing import clean_inline, parse_time
+from finsentry.ingest.base import (
+    FetchFailed,
+    FetchReport,
+    Item,
+    Source,
+    SourceSpec,
+    dotted,
+    item_error,
+)
+from finsentry.ingest.links import strip_tracking
+from finsentry.ingest.parsing import clean_inline, parse_time_loose
 
 if TYPE_CHECKING:
     from finsentry.ingest.http import Fetcher
@@ -80,13 +90,16 @@ class JsonApiSource(Source):
                     raise FetchFailed(reason, report.rejects)
                 report.errors.append(reason)
                 break
-            for raw in raw_items:
+            for position, raw in enumerate(raw_items, start=1):
                 if len(report.items) >= spec.max_items:
                     break
                 try:
-                    report.items.append(self._item(raw, resp.url))
+                    item = self._item(raw, resp.url)
+                    item.position = position
+                    report.items.append(item)
                 except (ValueError, TypeError, KeyError, OverflowError) as exc:
-                    reason = f"source {spec.name}: {resp.url}: item: {exc}"
+                    reason = item_error(spec.name, resp.url, position, self._safe_url(raw),
+                                        str(exc))
                     report.errors.append(reason)
                     report.rejects.append((resp.url, json.dumps(raw).encode(), reason))
             if len(report.items) >= spec.max_items or not spec.cursor_path:
@@ -112,8 +125,16 @@ class JsonApiSource(Source):
         title = dotted(obj, spec.title_field) if spec.title_field else ""
         if not isinstance(text, str) or not isinstance(title or "", str):
             raise ValueError(f"'{spec.text_field}' is not text")
+        if not spec.text_is_html:
+            # plain-text APIs still send '&amp;' and '&#39;' (StockTwits, Reddit titles)
+            text = html.unescape(text)
         url = self._url(obj, page_url)
-        published = parse_time(dotted(obj, spec.time_field), spec.time_format)
+        raw_time = dotted(obj, spec.time_field)
+        try:
+            published = parse_time_loose(raw_time, spec.time_format, spec.timezone)
+        except (ValueError, OverflowError):
+            raise ValueError(f"unparseable time {str(raw_time)[:80]!r} in "
+                             f"'{spec.time_field}'") from None
         if published is None:
             raise ValueError(f"missing time field '{spec.time_field}'")
         tickers: list[str] = []
@@ -129,7 +150,17 @@ class JsonApiSource(Source):
                 metadata[name] = value
         return Item(url=url, title=clean_inline(title or ""), body=text,
                     is_html=spec.text_is_html, published=published, tickers=tickers,
-                    metadata=metadata, language=spec.language)
+                    metadata=metadata, page_url=page_url)
+
+    def _safe_url(self, raw: Any) -> str | None:
+        """The item's link for an error message, if it can be found at all."""
+        spec = self.spec
+        assert isinstance(spec, JsonApiSpec)
+        try:
+            obj = dotted(raw, spec.item_path) if spec.item_path else raw
+            return self._url(obj, spec.url) if isinstance(obj, dict) else None
+        except (ValueError, TypeError):
+            return None
 
     def _url(self, obj: dict[str, Any], page_url: str) -> str | None:
         spec = self.spec
@@ -144,5 +175,5 @@ class JsonApiSource(Source):
         if spec.url_field:
             value = dotted(obj, spec.url_field)
             if isinstance(value, str) and value:
-                return urljoin(spec.url_base or page_url, value)
+                return strip_tracking(urljoin(spec.url_base or page_url, value))
         return None
