@@ -52,9 +52,9 @@ class TickerLinker:
                 terms.append(code.group(1))  # '贵州茅台(600519)'
             for term in terms:
                 term = term.strip()
-                if _CIK.fullmatch(term):
+                if _CIK.fullmatch(term):  # identity (tagged), not a mention in the text
                     self.by_cik.setdefault(term, symbol.upper())
-                if term:
+                elif term:
                     self.by_term.setdefault(term, set()).add(symbol.upper())
         groups: dict[str, list[str]] = {"cjk": [], "code": [], "latin": []}
         for term in self.by_term:
