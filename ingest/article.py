@@ -63,8 +63,9 @@ def extract_main(html: str, url: str) -> Extracted:
 def canonical_url_of(soup: BeautifulSoup, fetched_url: str) -> str:
     """`link[rel=canonical]`, else `og:url`, else the fetched URL.
 
-    A canonical on another site, or one pointing at the site's front page while the page is an
-    article (a template-wide tag), is ignored: it would give different articles one id.
+    Another site's address is accepted (syndicated copies name the original: one story, one
+    id); one pointing at a front page while the page is an article (a template-wide tag) is
+    not, nor, in article mode, one another article of the run already claimed.
     """
     fetched = urlsplit(fetched_url)
     candidates = []
@@ -79,20 +80,10 @@ def canonical_url_of(soup: BeautifulSoup, fetched_url: str) -> str:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             continue
-        if _site(parts.hostname) != _site(fetched.hostname or ""):
-            continue
         if parts.path in ("", "/") and fetched.path not in ("", "/"):
             continue
         return strip_tracking(url)
     return strip_tracking(fetched_url)
-
-
-def _site(host: str) -> str:
-    """Host without 'www.', 'm.' and similar front labels (the same site on its mirrors)."""
-    labels = host.lower().split(".")
-    while len(labels) > 2 and labels[0] in {"www", "m", "wap", "amp", "mobile"}:
-        labels = labels[1:]
-    return ".".join(labels)
 
 
 def article_item(soup: BeautifulSoup, html: str, fetched_url: str, spec: HtmlSpec,
@@ -116,7 +107,10 @@ def article_item(soup: BeautifulSoup, html: str, fetched_url: str, spec: HtmlSpe
             return None
         item.body, item.is_html = str(body), True
     else:
-        item.body = main.text
+        lines = main.text.splitlines()
+        if lines and item.title and lines[0].strip() == item.title:
+            lines = lines[1:]  # trafilatura repeats the headline as the first line
+        item.body = "\n".join(lines)
     if spec.article_time_selector:
         item.published = time_of(soup, spec.article_time_selector, spec.article_time_attr,
                                  spec.article_time_format, spec.timezone, report, where)
