@@ -32,7 +32,8 @@ class SourceSpec(BaseModel):
     enabled: bool = True
     interval_s: float = Field(300.0, gt=0, description="Poll interval")
     jitter_s: float = Field(30.0, ge=0, description="Random delay added to each run")
-    language: str | None = Field(None, description="Language when known; unset = detect")
+    language: str | None = Field(
+        None, description="Declared language: used when detection is unsure (short text)")
     tickers: list[str] = Field(default_factory=list,
                                description="Tickers every document of this source is about")
     max_items: int = Field(500, ge=1, description="Most items taken from one run")

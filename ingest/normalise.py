@@ -163,8 +163,8 @@ def normalise(item: Item, spec: SourceSpec, linker: TickerLinker,
               languages: tuple[str, ...] = LANGUAGES) -> Document:
     """Build the Document; NormaliseError says why an item cannot become one.
 
-    Language: the source's configured language, else detection among `languages`, else what
-    the feed or page declares, else none.
+    Language: detection among `languages`, else what the feed or page declares, else the
+    source's configured language, else none (short or symbol-only text says nothing).
     """
     fetched_at = fetched_at or datetime.now(UTC)
     where = item.where(spec.name)
@@ -188,8 +188,8 @@ def normalise(item: Item, spec: SourceSpec, linker: TickerLinker,
         metadata["published_estimated"] = True
     elif published.tzinfo is None:
         raise NormaliseError(f"{where}: naive publication time")
-    language = (spec.language or detect_language(f"{title}\n{text}", languages)
-                or item.language)
+    language = (detect_language(f"{title}\n{text}", languages) or item.language
+                or spec.language)
     tagged = [*item.tickers, *spec.tickers]
     cik = metadata.get("cik")
     if isinstance(cik, str) and (symbol := linker.by_cik.get(cik.zfill(10))):

@@ -137,3 +137,16 @@ def test_ticker_relevance_ranking() -> None:
     assert {m.symbol for m in linker.link("", "$tsla and $100 and $BRK.B", [])} == {
         "TSLA", "BRK.B"}
     assert linker.link("", "茅台今天涨停", [])[0].symbol == "600519.SS"
+
+
+def test_shared_boilerplate_does_not_make_stories_near_duplicates(
+        tmp_path: Path, server: FixtureServer) -> None:
+    # three different notes that share a long disclaimer (most of each item's text)
+    server.add_file("/minute.rss", "wire_disclaimer.rss", "application/rss+xml")
+    crawler = Crawler(make_settings(tmp_path, [
+        {"kind": "rss", "name": "minute", "url": server.url("/minute.rss")}]))
+    result = crawler.run_source("minute", deliver=False)
+    assert (result.new, result.near_duplicate) == (3, 0)
+    assert all(d.novelty == 1.0 and d.duplicate_of is None for d in result.documents)
+    # the disclaimer stays in the text; it is only kept out of the MinHash
+    assert all("not investment advice" in d.text for d in result.documents)
