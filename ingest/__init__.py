@@ -14,7 +14,7 @@ Adding a feed is a config entry; adding a kind of source is one module + one reg
 
     [ingest.aliases]
     AAPL = ["Apple", "Apple Inc.", "0000320193"]   # names and SEC CIK
-    "600519.SS" = ["贵州茅台", "茅台"]
+    "600519.SS" = ["茅台"]     # plus the shipped CSI 300 short names (ingest/data/)
 
     [[ingest.sources]]
     kind = "rss"
@@ -48,4 +48,12 @@ Adding a feed is a config entry; adding a kind of source is one module + one reg
     time_selector = "span"
     time_format = "(%m月%d日 %H:%M)"
     article_body_selector = "#artibody"
+
+    [[ingest.sources]]             # article pages crawled directly; trafilatura extracts them
+    kind = "html"
+    name = "portal-articles"
+    mode = "article"
+    url = "https://finance.example.cn/stock/2019-09-26/doc-iicezzrq8657.shtml"
+    timezone = "Asia/Shanghai"
+    boilerplate = ['^免责声明：.*$', '^责任编辑：.*$']
 """

@@ -55,9 +55,12 @@ def extract_main(html: str, url: str) -> Extracted:
     if doc is None:
         return Extracted("", "", None, html, url)
     data: dict[str, Any] = doc.as_dict() if hasattr(doc, "as_dict") else dict(doc)
-    return Extracted(title=" ".join(str(data.get("title") or "").split()),
-                     text=str(data.get("text") or "").strip(),
-                     date=data.get("date"), html=html, url=url)
+    title = " ".join(str(data.get("title") or "").split())
+    lines = str(data.get("text") or "").strip().splitlines()
+    if lines and title and " ".join(lines[0].split()) == title:
+        lines = lines[1:]  # the headline, repeated as the text's first line
+    return Extracted(title=title, text="\n".join(lines).strip(), date=data.get("date"),
+                     html=html, url=url)
 
 
 def canonical_url_of(soup: BeautifulSoup, fetched_url: str) -> str:
@@ -107,10 +110,7 @@ def article_item(soup: BeautifulSoup, html: str, fetched_url: str, spec: HtmlSpe
             return None
         item.body, item.is_html = str(body), True
     else:
-        lines = main.text.splitlines()
-        if lines and item.title and lines[0].strip() == item.title:
-            lines = lines[1:]  # trafilatura repeats the headline as the first line
-        item.body = "\n".join(lines)
+        item.body = main.text
     if spec.article_time_selector:
         item.published = time_of(soup, spec.article_time_selector, spec.article_time_attr,
                                  spec.article_time_format, spec.timezone, report, where)

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from finsentry.errors import IngestError
 from finsentry.ingest.article import article_item, canonical_url_of, extract_main
 from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, item_error
-from finsentry.ingest.parsing import decode_page, parse_time_loose
+from finsentry.ingest.parsing import decode_page, mojibake_reason, parse_time_loose
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup, Tag
@@ -112,8 +112,10 @@ class HtmlSource(Source):
                 raise FetchFailed(reason, report.rejects) from None
             report.errors.append(reason)
             return None
-        if text.count("\ufffd") > max(8, len(text) // 100):
-            reason = f"source {spec.name}: {resp.url}: page is not valid {encoding}"
+        why = mojibake_reason(text)
+        if text.count("\ufffd") > max(8, len(text) // 100) or why:
+            reason = f"source {spec.name}: {resp.url}: page is not valid {encoding}" + (
+                f" ({why})" if why else "")
             report.rejects.append((resp.url, resp.content, reason))
             if fatal:
                 raise FetchFailed(reason, report.rejects)
@@ -185,6 +187,7 @@ class HtmlSource(Source):
         soup = BeautifulSoup(text, "lxml")
         where = f"source {spec.name}: {resp.url}"
         if not spec.article_body_selector and not spec.article_title_selector:
+            # no selectors: trafilatura finds the main text (the list link stays the id)
             main = extract_main(text, resp.url)
             if main.text:
                 item.body, item.is_html = main.text, False
@@ -192,7 +195,6 @@ class HtmlSource(Source):
             if item.published is None and spec.article_time_selector is None:
                 item.published = main.published(spec.timezone)
             item.metadata.setdefault("canonical_url", canonical_url_of(soup, resp.url))
-            return
         if spec.article_title_selector and (
                 el := soup.select_one(spec.article_title_selector)) is not None:
             item.title = " ".join(el.get_text(" ", strip=True).split()) or item.title

@@ -69,3 +69,26 @@ def test_list_mode_still_needs_an_item_selector() -> None:
     with pytest.raises(ValidationError, match="list mode needs item_selector"):
         Settings.model_validate({"ingest": {"sources": [
             {"kind": "html", "name": "x", "url": "https://x.example/"}]}})
+
+
+def test_list_mode_without_article_selectors_extracts_main_text(
+        tmp_path: Path, server: FixtureServer) -> None:
+    from .conftest import Route
+
+    listing = ("<html><body><div class='nav'><a href='/'>首页</a></div><ul class='news'>"
+               "<li><a href='/a/1.shtml'>宁德时代一季度净利润同比增长7%</a></li></ul>"
+               "</body></html>")
+    server.add("/list", Route(body=listing.encode(), content_type="text/html; charset=utf-8"))
+    server.add_file("/a/1.shtml", "portal_article_1.html", "text/html")
+    spec = {"kind": "html", "name": "portal-list", "url": server.url("/list"),
+            "item_selector": "ul.news li", "timezone": "Asia/Shanghai",
+            "boilerplate": [r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2} 来源：.*$", r"^免责声明：.*$"]}
+    crawler = Crawler(make_settings(tmp_path, [spec], aliases={}))
+    result = crawler.run_source("portal-list", deliver=False)
+    assert result.errors == [] and result.new == 1
+    doc = result.documents[0]
+    assert doc.url == server.url("/a/1.shtml")  # the list's link is the id (restart-safe)
+    assert doc.metadata["canonical_url"] == CANONICAL_1
+    assert doc.title == "宁德时代一季度净利润同比增长7%"  # the list's title
+    assert doc.text.startswith("宁德时代晚间发布一季度报告") and "免责声明" not in doc.text
+    assert doc.published_at == datetime(2019, 9, 26, 4, 11, tzinfo=UTC)
