@@ -51,3 +51,19 @@ def test_duplicate_source_names_refused() -> None:
 def test_unknown_ingest_key_refused() -> None:
     with pytest.raises(ConfigError, match="ingest.options"):
         load_settings(ingest={"options": {}})
+
+
+def test_documented_example_config_is_valid() -> None:
+    import textwrap
+    import tomllib
+
+    import finsentry.ingest as ingest_pkg
+
+    doc = ingest_pkg.__doc__ or ""
+    example = textwrap.dedent(doc.split("::", 1)[1])
+    settings = load_settings(**tomllib.loads(example))
+    kinds = [(s.name, s.kind) for s in settings.ingest.sources]
+    assert kinds == [("edgar-8k", "rss"), ("reddit-stocks", "json"), ("sina-roll", "html"),
+                     ("portal-articles", "html")]
+    assert settings.ingest.sources[3].mode == "article"
+    assert settings.ingest.builtin_aliases == ["csi300"]
