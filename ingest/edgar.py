@@ -4,7 +4,8 @@ Two feed shapes: the "current" feed (titles 'FORM - Company (CIK) (Filer|Issuer|
 and a company's own feed (`<company-info>` with CIK and conformed name; titles carry only the
 form). A Form 3/4/5 appears in the current feed twice, once under the issuer and once under the
 insider ('(Reporting)'): it is one filing, about the issuer, so the pair becomes one item filed
-under the issuer with the insider as `reporting_owner`. The summary's 'Filed: … AccNo: … Size:
+under the issuer with the insider in `reporting_owners` (likewise SC 13D/G: '(Subject)' and
+'(Filed by)'). The summary's 'Filed: … AccNo: … Size:
 …' line is metadata, not story text: it would make every filing look like every other one.
 """
 
@@ -26,7 +27,9 @@ BOILERPLATE = re.compile(
     r"(?:<b>)?\s*AccNo:\s*(?:</b>)?\s*(?P<acc>\d{10}-\d{2}-\d{6})\s*"
     r"(?:<b>)?\s*Size:\s*(?:</b>)?\s*(?P<size>\d+(?:\.\d+)?\s*[KMG]?B)\s*(?:<br\s*/?>)?",
     re.IGNORECASE)
-INSIDER_FORMS = frozenset({"3", "4", "5", "3/A", "4/A", "5/A"})
+# roles of the party that files about another company: an insider on Forms 3/4/5
+# ('(Reporting)' next to '(Issuer)'), a holder on SC 13D/G ('(Filed by)' next to '(Subject)')
+FILED_BY_ROLES = frozenset({"reporting", "filed by"})
 
 
 def edgar_item_metadata(item: Item, guid: str, tags: list[str], filing: dict[str, str],
@@ -61,7 +64,7 @@ def edgar_item_metadata(item: Item, guid: str, tags: list[str], filing: dict[str
         meta.setdefault("filed", filing["filing-date"])
     if filing.get("items-desc") and not item.body:
         item.body = filing["items-desc"]
-    if meta.get("filer_role") == "reporting":
+    if meta.get("filer_role") in FILED_BY_ROLES:
         # until its issuer entry is found, the insider is not the company this is about
         meta["reporting_owner"] = meta.pop("company", None)
         meta["reporting_cik"] = meta.pop("cik", None)
@@ -69,13 +72,14 @@ def edgar_item_metadata(item: Item, guid: str, tags: list[str], filing: dict[str
 
 
 def merge_insider_entries(items: list[Item]) -> list[Item]:
-    """One item per filing: a '(Reporting)' entry joins the issuer entry of its accession."""
+    """One item per filing: a '(Reporting)'/'(Filed by)' entry joins the issuer or subject
+    entry of the same accession number."""
     by_acc: dict[str, Item] = {}
     out: list[Item] = []
     pending: list[Item] = []
     for item in items:
         acc = item.metadata.get("accession_number")
-        if item.metadata.get("filer_role") == "reporting" and acc:
+        if item.metadata.get("filer_role") in FILED_BY_ROLES and acc:
             pending.append(item)
             continue
         if acc and acc in by_acc:

@@ -14,6 +14,7 @@ from typing import Any
 
 _SYMBOL_SCHEME = re.compile(r"(?:^|[/#:._-])(?:symbols?|tickers?|stocks?)(?:$|[/#:._-])", re.I)
 _SYMBOL_TEXT = re.compile(r"^\$?[A-Za-z0-9]{1,10}(?:[.:][A-Za-z0-9]{1,4})?$")
+# EDGAR's company feeds have long spelt one element 'accession-nunber': read both
 _EDGAR_FIELDS = ("accession-number", "accession-nunber", "filing-type", "filing-date",
                  "form-name", "size", "act", "file-number", "items-desc", "xbrl_href")
 

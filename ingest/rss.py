@@ -32,6 +32,8 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 # a time string that names its zone (offset, Z, or an abbreviation feedparser knows)
 _ZONED = re.compile(r"(?:[+-]\d{2}:?\d{2}|\dZ|\b[A-Za-z]{1,5})\s*$")
 _TIME_KEYS = ("published", "updated", "created")
+# abbreviations that name different zones in different countries (China/US, India/Israel, ...)
+_AMBIGUOUS = frozenset({"CST", "IST", "BST", "AST", "SST"})
 
 
 class RssSpec(SourceSpec):
@@ -129,8 +131,13 @@ class RssSource(Source):
             if not raw:
                 continue
             struct = entry.get(f"{key}_parsed")
-            if struct is not None and _ZONED.search(str(raw)):
-                return parse_time(struct)  # feedparser knows zone names (EDT, CST, ...)
+            zoned = _ZONED.search(str(raw))
+            if zoned and zoned.group(0).strip().upper() in _AMBIGUOUS and spec.timezone != "UTC":
+                # 'CST' on a Chinese site is China Standard Time, not US Central: the source's
+                # zone decides
+                raw, struct, zoned = str(raw)[:zoned.start()], None, None
+            if struct is not None and zoned:
+                return parse_time(struct)  # feedparser knows zone names (EDT, PST, ...)
             try:
                 return parse_time_loose(raw, None, spec.timezone)
             except (ValueError, OverflowError) as exc:

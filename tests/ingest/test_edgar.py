@@ -54,7 +54,7 @@ def test_insider_filing_is_filed_under_the_issuer(tmp_path: Path,
                                                   server: FixtureServer) -> None:
     crawler = _edgar(tmp_path, server, "/cgi-bin/browse-edgar", "edgar_current_form4.atom")
     result = crawler.run_source("edgar", deliver=False)
-    assert result.errors == [] and result.new == 2
+    assert result.errors == [] and result.new == 3
     pair = next(d for d in result.documents
                 if d.metadata["accession_number"] == "0001045810-24-000121")
     # the issuer and the insider entries are one filing, about the issuer
@@ -68,6 +68,11 @@ def test_insider_filing_is_filed_under_the_issuer(tmp_path: Path,
     # an insider entry whose issuer is not on the page is never filed under the insider
     assert "company" not in alone.metadata and "cik" not in alone.metadata
     assert alone.metadata["reporting_owner"] == "Doe Jane Q" and alone.tickers == []
+    # SC 13D: filed by a holder, about the subject company
+    stake = next(d for d in result.documents if d.metadata["form_type"] == "SC 13D")
+    assert stake.metadata["company"] == "Example Brands Inc"
+    assert stake.metadata["reporting_owners"] == ["Activist Partners LP"]
+    assert stake.published_at == datetime(2024, 5, 3, 21, 2, 45, tzinfo=UTC)
 
 
 def _filing(n: int) -> str:

@@ -19,7 +19,7 @@ def test_naive_feed_times_read_in_source_zone(tmp_path: Path, server: FixtureSer
     crawler = Crawler(make_settings(tmp_path, [
         {"kind": "rss", "name": "kuaixun", "url": url, "timezone": "Asia/Shanghai"}]))
     result = crawler.run_source("kuaixun", deliver=False)
-    assert result.new == 3
+    assert result.new == 4
     times = {d.url: d.published_at for d in result.documents}
     # '2018-09-18 14:38:10' is Shanghai time, not UTC
     assert times["http://kuaixun.example.cn/2018/09/18/a1.html"] == datetime(
@@ -27,6 +27,9 @@ def test_naive_feed_times_read_in_source_zone(tmp_path: Path, server: FixtureSer
     # an explicit offset wins over the source's zone
     assert times["http://kuaixun.example.cn/2018/09/18/a2.html"] == datetime(
         2018, 9, 18, 6, 50, tzinfo=UTC)
+    # 'CST' on a source in Shanghai is China Standard Time (feedparser would say US Central)
+    assert times["http://kuaixun.example.cn/2018/09/18/a4.html"] == datetime(
+        2018, 9, 18, 1, 15, tzinfo=UTC)
     # '刚刚' ("just now") is logged and counted with source, feed URL, item and raw string;
     # the story is kept with the fetch time, marked as estimated
     assert result.errors == [
