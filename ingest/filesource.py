@@ -46,7 +46,9 @@ class FileSource(Source):
         rows = self._rows(report)
         for idx, row in enumerate(rows[: spec.max_items]):
             try:
-                report.items.append(self._item(row))
+                item = self._item(row)
+                item.page_url, item.position = str(spec.path), idx + 1
+                report.items.append(item)
             except (ValueError, TypeError, OverflowError, KeyError) as exc:
                 reason = f"source {spec.name}: {spec.path}: row {idx + 1}: {exc}"
                 report.errors.append(reason)
@@ -117,8 +119,7 @@ class FileSource(Source):
         metadata = {c: _scalar(row[c]) for c in spec.metadata_columns if c in row}
         metadata["file"] = str(spec.path)
         return Item(url=url or None, title=title, body=text, published=published,
-                    is_html=spec.text_is_html, tickers=tickers, metadata=metadata,
-                    language=spec.language)
+                    is_html=spec.text_is_html, tickers=tickers, metadata=metadata)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
