@@ -8,13 +8,14 @@ and without selectors trafilatura extracts title, main text and date (htmldate).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, model_validator
 
 from finsentry.errors import IngestError
 from finsentry.ingest.article import article_item, canonical_url_of, extract_main
 from finsentry.ingest.base import FetchFailed, FetchReport, Item, Source, SourceSpec, item_error
+from finsentry.ingest.links import strip_tracking
 from finsentry.ingest.parsing import decode_page, mojibake_reason, parse_time_loose
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class HtmlSource(Source):
             return self._articles(fetcher, report)
         assert spec.item_selector is not None
         url: str | None = spec.url
+        used: dict[str, str] = {}  # link -> title: two different stories never share an id
         for page in range(spec.max_pages):
             if url is None:
                 break
@@ -89,6 +91,9 @@ class HtmlSource(Source):
                     report.errors.append(item_error(spec.name, resp.url, position, None,
                                                     str(exc)))
                     continue
+                prev = used.setdefault(item.url, item.title) if item.url else ""
+                if prev and item.title and prev != item.title:
+                    item.url = None  # one link for several stories (a section page)
                 if item.url and spec.follow_links and not self.is_known(item.url):
                     self._fill_from_article(item, fetcher, report)
                 if item.body or item.title:
@@ -150,7 +155,7 @@ class HtmlSource(Source):
         assert isinstance(spec, HtmlSpec)
         link = row.select_one(spec.link_selector)
         href = link.get("href") if link is not None else None
-        url = urljoin(base_url, str(href)) if href else None
+        url = story_url(base_url, str(href)) if href else None
         title_el = row.select_one(spec.title_selector) if spec.title_selector else link
         title = ""
         if title_el is not None:
@@ -208,6 +213,17 @@ class HtmlSource(Source):
                        spec.article_time_format, spec.timezone, report, where)
         if when is not None:
             item.published = when
+
+
+def story_url(page_url: str, href: str) -> str | None:
+    """An item's link, unless it is no story address: 'javascript:', 'mailto:', or the list
+    page itself ('#', '?page=1#top')."""
+    if href.strip().lower().startswith(("javascript:", "mailto:", "tel:", "#")):
+        return None
+    url = urljoin(page_url, href.strip())
+    if urlsplit(url)._replace(fragment="") == urlsplit(page_url)._replace(fragment=""):
+        return None
+    return strip_tracking(url) if urlsplit(url).scheme in ("http", "https") else None
 
 
 def time_of(node: Any, selector: str | None, attr: str | None, fmt: str, zone: str,

@@ -92,3 +92,26 @@ def test_list_mode_without_article_selectors_extracts_main_text(
     assert doc.title == "宁德时代一季度净利润同比增长7%"  # the list's title
     assert doc.text.startswith("宁德时代晚间发布一季度报告") and "免责声明" not in doc.text
     assert doc.published_at == datetime(2019, 9, 26, 4, 11, tzinfo=UTC)
+
+
+def test_list_items_never_share_an_id(tmp_path: Path, server: FixtureServer) -> None:
+    from .conftest import Route
+
+    listing = ("<html><body><ul>"
+               "<li><a href='#'>Acme Robotics wins Navy contract</a></li>"
+               "<li><a href='javascript:void(0)'>Acme Robotics opens Ohio plant</a></li>"
+               "<li><a href='/markets/'>Acme Robotics cuts prices</a></li>"
+               "<li><a href='/markets/'>Acme Robotics names new CFO</a></li>"
+               "</ul></body></html>")
+    server.add("/flash", Route(body=listing.encode(), content_type="text/html; charset=utf-8"))
+    spec = {"kind": "html", "name": "flash", "url": server.url("/flash"),
+            "item_selector": "li", "follow_links": False, "language": "en"}
+    crawler = Crawler(make_settings(tmp_path, [spec]))
+    result = crawler.run_source("flash", deliver=False)
+    assert result.errors == [] and result.new == 4
+    urls = {d.title: d.url for d in result.documents}
+    assert urls == {"Acme Robotics wins Navy contract": None,  # '#': the list page itself
+                    "Acme Robotics opens Ohio plant": None,
+                    "Acme Robotics cuts prices": server.url("/markets/"),
+                    "Acme Robotics names new CFO": None}  # same link, another story
+    assert len({d.id for d in result.documents}) == 4
