@@ -3,14 +3,13 @@ shipped CSI 300 alias file plus user aliases."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from finsentry.ingest.crawler import Crawler
 from finsentry.ingest.normalise import TickerLinker, load_aliases
 
-from .conftest import FixtureServer, Route, make_settings
+from .conftest import FixtureServer, make_settings
 from .test_jsonapi import stocktwits_spec
 
 
@@ -36,14 +35,9 @@ def test_symbol_categories_are_tagged_tickers(tmp_path: Path, server: FixtureSer
 
 
 def test_stocktwits_symbols_are_tagged_tickers(tmp_path: Path, server: FixtureServer) -> None:
-    page = {"response": {"status": 200}, "cursor": {"more": False, "max": None},
-            "messages": [{
-                "id": 574000001, "body": "Earnings next week. Loading up before the print.",
-                "created_at": "2024-05-03T14:00:00Z", "user": {"username": "swing_sam"},
-                "symbols": [{"id": 7871, "symbol": "TSLA", "title": "Tesla, Inc."}],
-                "entities": {"sentiment": {"basic": "Bullish"}}}]}
-    server.add("/api/2/streams/symbol/AAPL.json",
-               Route(body=json.dumps(page).encode(), content_type="application/json"))
+    # the message never names the symbol it is filed under: only `symbols` says TSLA
+    server.add_file("/api/2/streams/symbol/AAPL.json", "stocktwits_symbols_only.json",
+                    "application/json")
     crawler = Crawler(make_settings(tmp_path, [stocktwits_spec(server)]))
     result = crawler.run_source("stocktwits-aapl", deliver=False)
     assert result.errors == [] and result.new == 1
