@@ -16,6 +16,7 @@ from typing import Any
 
 from finsentry.config import Settings
 from finsentry.models.base import Classifier
+from finsentry.store.metrics import record_batch
 from finsentry.streams.processor import (
     BatchScorer,
     ProcessorStats,
@@ -112,6 +113,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
             # wait for the broker's acks before take_events acks the batch's offsets
             await asyncio.gather(*pending)
             stats.add(len(events), result, elapsed)
+            record_batch(scorer.sink, w.run_id, events, result, elapsed, app)  # never raises
 
     return app
 

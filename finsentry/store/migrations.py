@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from finsentry.errors import StoreError
 from finsentry.records import utcnow
 from finsentry.store.base import Store
+from finsentry.store.metrics import CONSUMER_LAG_DDL, WORKER_BATCHES_DDL
 from finsentry.store.rollups import SENTIMENT_ROLLUP
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Table, one-time backfill from stored documents, then the view (run before workers start).
     Migration(6, "sentiment_rollup", (SENTIMENT_ROLLUP.table_ddl(), SENTIMENT_ROLLUP.backfill(),
                                       SENTIMENT_ROLLUP.view_ddl())),
+    # Pipeline health (finsentry.store.metrics): one row per worker batch, per partition read.
+    Migration(30, "worker_batches", (WORKER_BATCHES_DDL,)),
+    Migration(31, "consumer_lag", (CONSUMER_LAG_DDL,)),
 )
 
 

@@ -1,0 +1,193 @@
+"""Pipeline-health rows for the Grafana "Pipeline health" dashboard, written off the hot path.
+
+`worker_batches` gets one row per worker batch (documents in, stored, dead-lettered, seconds,
+rows per ClickHouse insert) and `consumer_lag` one row per partition the batch read from (last
+offset processed, the partition's high watermark, the lag between them). The worker calls
+`record_batch(...)` once per batch; it only builds two small dicts and puts them on a bounded
+queue that a daemon thread drains into the store. Nothing here may block or fail a batch: a full
+queue drops the sample (counted in `dropped`), a failed insert is logged once and forgotten
+(metrics are samples, not data: a lost row is a gap in a chart, never a lost document).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from finsentry.records import utcnow
+from finsentry.store.base import Row, Store
+
+log = logging.getLogger(__name__)
+
+WORKER_BATCHES_DDL = """
+CREATE TABLE IF NOT EXISTS worker_batches (
+    worker_id String,
+    run_id String,
+    batch_at DateTime('UTC'),
+    topic String,
+    docs_in UInt32,
+    stored UInt32,
+    dead_lettered UInt32,
+    seconds Float32,
+    inserts UInt16,
+    rows_per_insert UInt32
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(batch_at)
+ORDER BY (run_id, batch_at, worker_id)
+"""
+
+CONSUMER_LAG_DDL = """
+CREATE TABLE IF NOT EXISTS consumer_lag (
+    worker_id String,
+    run_id String,
+    at DateTime('UTC'),
+    topic String,
+    partition UInt32,
+    offset UInt64,
+    high_watermark UInt64,
+    lag UInt64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(at)
+ORDER BY (topic, partition, at)
+"""
+
+QUEUE_SIZE = 1000  # samples waiting for the writer thread; more are dropped, never waited for
+
+
+def worker_id() -> str:
+    """host:pid, so two replicas on one host (compose --scale) stay apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class MetricsWriter:
+    """Inserts queued metric rows from a daemon thread; `offer` never blocks."""
+
+    store: Store
+    queue_size: int = QUEUE_SIZE
+    dropped: int = 0
+    failed: int = 0
+    _queue: queue.Queue[tuple[str, list[Row]]] = field(init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = queue.Queue(maxsize=self.queue_size)
+
+    def offer(self, table: str, rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._drain, name="finsentry-metrics",
+                                            daemon=True)
+            self._thread.start()
+        try:
+            self._queue.put_nowait((table, rows))
+        except queue.Full:
+            self.dropped += 1
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every queued row was tried (tests, shutdown); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return not self._queue.unfinished_tasks
+
+    def _drain(self) -> None:
+        while True:
+            table, rows = self._queue.get()
+            try:
+                self.store.insert(table, rows, retry=False)
+            except Exception as exc:  # a metrics row must never take anything down
+                self.failed += 1
+                if self.failed == 1 or self.failed % 100 == 0:
+                    log.warning("metrics insert into %s failed (%d so far): %s", table,
+                                self.failed, exc)
+            finally:
+                self._queue.task_done()
+
+
+_writers: dict[int, MetricsWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(store: Store) -> MetricsWriter:
+    """One writer (and thread) per store object."""
+    with _writers_lock:
+        found = _writers.get(id(store))
+        if found is None or found.store is not store:
+            found = _writers[id(store)] = MetricsWriter(store)
+        return found
+
+
+@dataclass(frozen=True)
+class PartitionOffset:
+    topic: str
+    partition: int
+    offset: int  # last offset processed in this batch
+
+
+def batch_rows(run_id: str, topic: str, docs_in: int, stored: int, dead_lettered: int,
+               seconds: float, offsets: Iterable[PartitionOffset],
+               highwater: Callable[[str, int], int | None], *, at: datetime | None = None,
+               worker: str | None = None) -> tuple[Row, list[Row]]:
+    """The worker_batches row and the consumer_lag rows of one batch."""
+    at = at or utcnow()
+    worker = worker or worker_id()
+    batch = {"worker_id": worker, "run_id": run_id, "batch_at": at, "topic": topic,
+             "docs_in": docs_in, "stored": stored, "dead_lettered": dead_lettered,
+             "seconds": float(seconds), "inserts": 1 if stored else 0,
+             "rows_per_insert": stored}
+    latest: dict[tuple[str, int], int] = {}
+    for item in offsets:
+        key = (item.topic, item.partition)
+        latest[key] = max(latest.get(key, -1), item.offset)
+    lags = []
+    for (tp_topic, partition), offset in sorted(latest.items()):
+        high = highwater(tp_topic, partition)
+        if high is None or high < 0:
+            continue
+        lags.append({"worker_id": worker, "run_id": run_id, "at": at, "topic": tp_topic,
+                     "partition": partition, "offset": offset, "high_watermark": high,
+                     "lag": max(0, high - offset - 1)})
+    return batch, lags
+
+
+def record_batch(sink: Any, run_id: str, events: Sequence[Any], result: Any, seconds: float,
+                 app: Any = None) -> None:
+    """The worker's one call per batch: queue its metric rows; never raises, never blocks.
+
+    `events` are Faust events (message.topic/partition/offset), `result` a BatchResult, `app`
+    the Faust app whose consumer knows each partition's high watermark.
+    """
+    try:
+        store = getattr(sink, "store", None)
+        if not isinstance(store, Store):
+            return
+        offsets = [PartitionOffset(str(e.message.topic), int(e.message.partition),
+                                   int(e.message.offset)) for e in events]
+        topic = offsets[0].topic if offsets else ""
+        batch, lags = batch_rows(run_id, topic, len(events), int(result.written),
+                                 len(result.rejected), seconds, offsets,
+                                 lambda t, p: _highwater(app, t, p))
+        writer = writer_for(store)
+        writer.offer("worker_batches", [batch])
+        writer.offer("consumer_lag", lags)
+    except Exception as exc:  # pragma: no cover - defensive: metrics never fail a batch
+        log.debug("batch metrics skipped: %s", exc)
+
+
+def _highwater(app: Any, topic: str, partition: int) -> int | None:
+    if app is None:
+        return None
+    from faust.types import TP
+
+    value = app.consumer.highwater(TP(topic, partition))
+    return int(value) if value is not None else None
