@@ -35,3 +35,7 @@ class StreamError(FinsentryError):
 
 class AlertError(FinsentryError):
     """A rule or notifier failed (the message names the rule)."""
+
+
+class DashboardError(FinsentryError):
+    """Dashboards could not be built, pushed or previewed (the message names the panel or URL)."""

@@ -1,0 +1,144 @@
+"""Renderer 2: every dashboard as a self-contained HTML page, without Grafana.
+
+Runs each panel's SQL (and each variable's, in order) with the macros expanded for the chosen
+range (`macros.expand`) against the configured store, then draws the same panels: time series
+and heatmaps as inline SVG, stats as numbers, pie charts as SVG, tables as HTML tables. No
+scripts or external resources are needed; everything untrusted goes through Jinja's autoescape
+and links only keep http(s) URLs. The embedded demo's report is this preview.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from finsentry.dashboards.catalog import DASHBOARDS
+from finsentry.dashboards.macros import ALL, expand, interval_for
+from finsentry.dashboards.spec import Dashboard, Panel
+from finsentry.dashboards.svg import chart
+from finsentry.errors import FinsentryError
+from finsentry.store.base import Row, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PanelResult:
+    panel: Panel
+    sql: str = ""
+    rows: list[Row] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class DashboardResult:
+    spec: Dashboard
+    selected: dict[str, list[str]]
+    options: dict[str, list[str]]
+    panels: list[PanelResult]
+    annotations: list[Row] = field(default_factory=list)
+
+
+def variable_options(store: Store, spec: Dashboard, selected: dict[str, list[str]],
+                     start: datetime, end: datetime) -> dict[str, list[str]]:
+    """Run each variable's query in dashboard order (as Grafana refreshes them); a variable
+    without a selection gets its default: All, or the first option when All is not offered."""
+    options: dict[str, list[str]] = {}
+    for variable in spec.variables:
+        try:
+            rows = store.query(expand(variable.sql, selected, options, start, end))
+        except FinsentryError as exc:
+            log.warning("variable %s of %s: %s", variable.name, spec.uid, exc)
+            rows = []
+        options[variable.name] = [str(next(iter(row.values()))) for row in rows]
+        if variable.name not in selected:
+            if variable.include_all:
+                selected[variable.name] = [ALL]
+            else:
+                first = options[variable.name][:1] or [variable.default or ""]
+                selected[variable.name] = [variable.default or first[0]]
+    return options
+
+
+def run_dashboard(store: Store, spec: Dashboard, start: datetime, end: datetime,
+                  selected: Mapping[str, Sequence[str]] | None = None) -> DashboardResult:
+    """Every panel's rows (or its one-line error) for the range and selection."""
+    chosen = {k: list(v) for k, v in (selected or {}).items()}
+    options = variable_options(store, spec, chosen, start, end)
+    interval = interval_for(start, end)
+    results = []
+    for panel in spec.panels:
+        result = PanelResult(panel)
+        try:
+            result.sql = expand(panel.sql, chosen, options, start, end, interval)
+            result.rows = store.query(result.sql)
+        except FinsentryError as exc:
+            result.error = str(exc).splitlines()[0][:300]
+            log.warning("panel %r of %s: %s", panel.title, spec.uid, result.error)
+        results.append(result)
+    annotations: list[Row] = []
+    for annotation in spec.annotations:
+        try:
+            annotations += store.query(expand(annotation.sql, chosen, options, start, end))
+        except FinsentryError as exc:
+            log.warning("annotation %r of %s: %s", annotation.name, spec.uid, exc)
+    return DashboardResult(spec, chosen, options, results, annotations)
+
+
+def _environment() -> Any:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("finsentry.dashboards", "templates"),
+                      autoescape=select_autoescape(["html", "j2"]))
+    env.filters["cell"] = _cell
+    env.globals["safe_url"] = _safe_url
+    return env
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _safe_url(template: str, row: Row) -> str | None:
+    """A table link for `row`: only `${__data.fields.X}` links to http(s) URLs survive."""
+    prefix = "${__data.fields."
+    if not (template.startswith(prefix) and template.endswith("}")):
+        return None
+    url = str(row.get(template[len(prefix):-1], ""))
+    return url if url.startswith(("https://", "http://")) else None
+
+
+def render_dashboard(result: DashboardResult, start: datetime, end: datetime,
+                     pages: Sequence[Dashboard], run_id: str) -> str:
+    panels = [{"result": r, "chart": chart(r.panel, r.rows, start, end, result.annotations)
+               if not r.error else None} for r in result.panels]
+    return str(_environment().get_template("preview.html.j2").render(
+        dashboard=result, panels=panels, start=start, end=end, pages=pages, run_id=run_id,
+        links={"ALL": ALL}))
+
+
+def render_preview(store: Store, run_id: str, start: datetime, end: datetime, out_dir: Path,
+                   selected: Mapping[str, Sequence[str]] | None = None,
+                   dashboards: Sequence[Dashboard] = DASHBOARDS) -> list[Path]:
+    """Write `<slug>.html` per dashboard (and index.html = the first) under `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in dashboards:
+        chosen = {"run_id": [run_id], **{k: list(v) for k, v in (selected or {}).items()}}
+        result = run_dashboard(store, spec, start, end, chosen)
+        path = out_dir / f"{spec.slug}.html"
+        path.write_text(render_dashboard(result, start, end, dashboards, run_id),
+                        encoding="utf-8")
+        written.append(path)
+    if written:
+        (out_dir / "index.html").write_text(written[0].read_text(encoding="utf-8"),
+                                            encoding="utf-8")
+    return written
