@@ -49,11 +49,14 @@ def push_command(url: str, token: str, timeout: float) -> None:
               help="Run id to show (default: worker.run_id, i.e. live).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Folder for the HTML pages.")
+@click.option("--ticker", default=None,
+              help="Ticker for the drill-down page (default: the one with most documents).")
 @click.option("--hours", default=6.0, show_default=True, help="Time range: the last N hours.")
 @click.option("--start", type=click.DateTime(), default=None, help="Range start (UTC).")
 @click.option("--end", type=click.DateTime(), default=None, help="Range end (UTC).")
 @click.pass_obj
-def preview_command(settings: Settings, run_id: str | None, out_dir: Path, hours: float,
+def preview_command(settings: Settings, run_id: str | None, out_dir: Path, ticker: str | None,
+                    hours: float,
                     start: datetime | None, end: datetime | None) -> None:
     """Run every panel's SQL against the configured store and write self-contained HTML pages."""
     from finsentry.dashboards.preview import render_preview
@@ -62,6 +65,7 @@ def preview_command(settings: Settings, run_id: str | None, out_dir: Path, hours
     finish = (end or datetime.now(UTC)).replace(tzinfo=UTC, microsecond=0)
     begin = start.replace(tzinfo=UTC) if start else finish - timedelta(hours=hours)
     with open_store(settings.clickhouse) as store:
-        paths = render_preview(store, run_id or settings.worker.run_id, begin, finish, out_dir)
+        paths = render_preview(store, run_id or settings.worker.run_id, begin, finish, out_dir,
+                               ticker=ticker)
     for path in paths:
         click.echo(f"wrote {path}")

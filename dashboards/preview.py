@@ -89,6 +89,18 @@ def run_dashboard(store: Store, spec: Dashboard, start: datetime, end: datetime,
     return DashboardResult(spec, chosen, options, results, annotations)
 
 
+def _busiest_ticker(store: Store, run_id: str, start: datetime, end: datetime) -> str | None:
+    try:
+        rows = store.query(
+            "SELECT ticker, sum(docs) AS n FROM sentiment_rollup WHERE run_id = %(run)s "
+            "AND minute >= %(start)s AND minute <= %(end)s AND ticker != '' "
+            "GROUP BY ticker ORDER BY n DESC, ticker LIMIT 1",
+            {"run": run_id, "start": start, "end": end})
+    except FinsentryError:
+        return None
+    return str(rows[0]["ticker"]) if rows else None
+
+
 def _environment() -> Any:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -127,12 +139,21 @@ def render_dashboard(result: DashboardResult, start: datetime, end: datetime,
 
 def render_preview(store: Store, run_id: str, start: datetime, end: datetime, out_dir: Path,
                    selected: Mapping[str, Sequence[str]] | None = None,
-                   dashboards: Sequence[Dashboard] = DASHBOARDS) -> list[Path]:
-    """Write `<slug>.html` per dashboard (and index.html = the first) under `out_dir`."""
+                   dashboards: Sequence[Dashboard] = DASHBOARDS,
+                   ticker: str | None = None) -> list[Path]:
+    """Write `<slug>.html` per dashboard (and index.html = the first) under `out_dir`.
+
+    `selected` applies to every dashboard (default: All); `ticker` only to dashboards whose
+    ticker variable picks one ticker (the drill-down; default: the ticker with most documents).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
+    busiest = ticker or _busiest_ticker(store, run_id, start, end)
     for spec in dashboards:
         chosen = {"run_id": [run_id], **{k: list(v) for k, v in (selected or {}).items()}}
+        single = [v for v in spec.variables if v.name == "ticker" and not v.include_all]
+        if single and busiest and "ticker" not in chosen:
+            chosen["ticker"] = [busiest]
         result = run_dashboard(store, spec, start, end, chosen)
         path = out_dir / f"{spec.slug}.html"
         path.write_text(render_dashboard(result, start, end, dashboards, run_id),

@@ -15,8 +15,9 @@ from typing import Any
 from finsentry.dashboards.spec import Panel
 from finsentry.store.base import Row
 
-WIDTH, HEIGHT = 560, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 8, 8, 22
+HEIGHT = 220
+LEFT, RIGHT, TOP, BOTTOM = 48, 22, 8, 22
+PX_PER_COLUMN = 46  # a 24-column Grafana row is ~1100 px wide
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#bcbd22", "#7f7f7f")
 SENTIMENT_COLOURS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
@@ -36,10 +37,10 @@ def _nice(value: float) -> str:
     return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
-def _x_axis(start: datetime, end: datetime) -> tuple[Any, list[tuple[float, str]]]:
+def _x_axis(start: datetime, end: datetime, width: int) -> tuple[Any, list[tuple[float, str]]]:
     t0, t1 = start.timestamp(), end.timestamp()
     span = max(1.0, t1 - t0)
-    inner = WIDTH - LEFT - RIGHT
+    inner = width - LEFT - RIGHT
 
     def x(when: datetime) -> float:
         return round(LEFT + (when.timestamp() - t0) / span * inner, 1)
@@ -70,7 +71,7 @@ def _colour(label: str, index: int) -> str:
 
 
 def lines(panel: Panel, rows: list[Row], start: datetime, end: datetime,
-          annotations: list[Row]) -> dict[str, Any]:
+          annotations: list[Row], width: int) -> dict[str, Any]:
     data = series(panel, rows)
     times = sorted({t for points in data.values() for t in points})
     if panel.stack:
@@ -84,7 +85,7 @@ def lines(panel: Panel, rows: list[Row], start: datetime, end: datetime,
     if high == low:
         high = low + 1
     inner_h = HEIGHT - TOP - BOTTOM
-    x, x_ticks = _x_axis(start, end)
+    x, x_ticks = _x_axis(start, end, width)
 
     def y(value: float) -> float:
         return round(TOP + (high - value) / (high - low) * inner_h, 1)
@@ -101,18 +102,19 @@ def lines(panel: Panel, rows: list[Row], start: datetime, end: datetime,
             x1 = x(begin)
             x2 = x(finish) if isinstance(finish, datetime) else x1
             bands.append({"x": x1, "w": max(1.5, x2 - x1), "text": str(note.get("text", ""))})
-    return {"type": "lines", "width": WIDTH, "height": HEIGHT, "series": drawn,
+    return {"type": "lines", "width": width, "height": HEIGHT, "series": drawn,
             "x_ticks": x_ticks, "y_ticks": [(y(v), _nice(v)) for v in (low, (low + high) / 2,
                                                                          high)],
-            "left": LEFT, "right": WIDTH - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM,
+            "left": LEFT, "right": width - RIGHT, "top": TOP, "bottom": HEIGHT - BOTTOM,
             "zero": y(0.0), "bands": bands}
 
 
-def heatmap(panel: Panel, rows: list[Row], start: datetime, end: datetime) -> dict[str, Any]:
+def heatmap(panel: Panel, rows: list[Row], start: datetime, end: datetime,
+            width: int) -> dict[str, Any]:
     data = series(panel, rows)
     labels = sorted(data)
     times = sorted({t for points in data.values() for t in points})
-    x, x_ticks = _x_axis(start, end)
+    x, x_ticks = _x_axis(start, end, width)
     step = (x(times[1]) - x(times[0])) if len(times) > 1 else 6.0
     row_h = (HEIGHT - TOP - BOTTOM) / max(1, len(labels))
     peak = max([v for points in data.values() for v in points.values()] or [1.0]) or 1.0
@@ -123,7 +125,7 @@ def heatmap(panel: Panel, rows: list[Row], start: datetime, end: datetime) -> di
             cells.append({"x": x(t), "y": round(TOP + r * row_h, 1), "w": round(max(1.0, step), 1),
                           "h": round(row_h - 1, 1), "opacity": round(alpha, 3),
                           "title": f"{label} {t:%H:%M}: {value:.2f}"})
-    return {"type": "heatmap", "width": WIDTH, "height": HEIGHT, "cells": cells,
+    return {"type": "heatmap", "width": width, "height": HEIGHT, "cells": cells,
             "rows": [(round(TOP + (r + 0.6) * row_h, 1), label) for r, label in enumerate(labels)],
             "x_ticks": x_ticks, "left": LEFT, "bottom": HEIGHT - BOTTOM}
 
@@ -155,10 +157,11 @@ def chart(panel: Panel, rows: list[Row], start: datetime, end: datetime,
     """What the template draws for one panel."""
     if not rows:
         return {"type": "empty"}
+    width = max(320, panel.width * PX_PER_COLUMN)
     if panel.kind == "timeseries":
-        return lines(panel, rows, start, end, annotations)
+        return lines(panel, rows, start, end, annotations, width)
     if panel.kind == "heatmap":
-        return heatmap(panel, rows, start, end)
+        return heatmap(panel, rows, start, end, width)
     if panel.kind == "stat":
         value = next(iter(rows[0].values()))
         return {"type": "stat", "value": _nice(float(value))}
