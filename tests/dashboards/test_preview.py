@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from finsentry.dashboards.catalog import DASHBOARDS
 from finsentry.dashboards.preview import render_preview
+from finsentry.dashboards.spec import Dashboard
 from finsentry.store import Store
 from tests.dashboards.data import END, START
 
@@ -50,8 +51,8 @@ def pages(filled_store: Store, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 @pytest.mark.parametrize("spec", DASHBOARDS, ids=[d.slug for d in DASHBOARDS])
 def test_preview_renders_every_panel_with_data(pages: dict[str, Path], tmp_path: Path,
-                                               spec: object) -> None:
-    slug = spec.slug  # type: ignore[attr-defined]
+                                               spec: Dashboard) -> None:
+    slug = spec.slug
     done = chromium(pages[slug], tmp_path / "profile", "--dump-dom")
     assert done.returncode == 0, done.stderr[-2000:]
     assert not console_errors(done.stderr), console_errors(done.stderr)
@@ -61,7 +62,7 @@ def test_preview_renders_every_panel_with_data(pages: dict[str, Path], tmp_path:
     assert body.get("data-errors") is None
     panels = dom.select("section.panel")
     titles = [p["data-panel"] for p in panels]
-    assert titles == [p.title for p in spec.panels]  # type: ignore[attr-defined]
+    assert titles == [p.title for p in spec.panels]
     for panel in panels:
         assert not panel.select(".error"), f"{panel['data-panel']}: {panel.select('.error')}"
         assert int(str(panel.get("data-drawn", "0"))) > 0, f"{panel['data-panel']} drew nothing"
@@ -78,9 +79,12 @@ def test_screenshot_shows_the_charts(pages: dict[str, Path], tmp_path: Path) -> 
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     assert not console_errors(done.stderr)
     image = Image.open(shot).convert("RGB")
-    colours = image.getcolors(maxcolors=1 << 24) or []
-    red = sum(n for n, (r, g, b) in colours if r > 180 and g < 110 and b < 110)  # negative, heatmap
-    green = sum(n for n, (r, g, b) in colours if g > 120 and r < 100 and b < 100)  # positive
+    red = green = 0
+    for count, colour in image.getcolors(maxcolors=1 << 24) or []:
+        assert isinstance(colour, tuple)
+        r, g, b = colour[:3]
+        red += count if r > 180 and g < 110 and b < 110 else 0  # negative series, heatmap
+        green += count if g > 120 and r < 100 and b < 100 else 0  # positive series
     assert red > 2000 and green > 200, (red, green)
 
 
