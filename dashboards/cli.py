@@ -31,9 +31,9 @@ def build_command(out_dir: Path) -> None:
 
 
 @dashboards_group.command("push")
-@click.option("--url", required=True, envvar="FINSENTRY_GRAFANA_URL", show_envvar=True,
+@click.option("--url", required=True, envvar="GRAFANA_URL", show_envvar=True,
               help="Grafana base URL, e.g. http://localhost:3000.")
-@click.option("--token", required=True, envvar="FINSENTRY_GRAFANA_TOKEN", show_envvar=True,
+@click.option("--token", required=True, envvar="GRAFANA_TOKEN", show_envvar=True,
               help="Grafana service-account token (Editor or Admin).")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per HTTP request.")
 def push_command(url: str, token: str, timeout: float) -> None:

@@ -10,6 +10,7 @@ and links only keep http(s) URLs. The embedded demo's report is this preview.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -129,19 +130,23 @@ def _safe_url(template: str, row: Row) -> str | None:
 
 
 def render_dashboard(result: DashboardResult, start: datetime, end: datetime,
-                     pages: Sequence[Dashboard], run_id: str) -> str:
+                     pages: Sequence[Dashboard], run_id: str, base: str = "") -> str:
+    """One page; `base` prefixes the links to the other pages (for copies kept elsewhere)."""
     panels = [{"result": r, "chart": chart(r.panel, r.rows, start, end, result.annotations)
                if not r.error else None} for r in result.panels]
     return str(_environment().get_template("preview.html.j2").render(
         dashboard=result, panels=panels, start=start, end=end, pages=pages, run_id=run_id,
-        links={"ALL": ALL}))
+        links={"ALL": ALL}, base=base))
 
 
 def render_preview(store: Store, run_id: str, start: datetime, end: datetime, out_dir: Path,
                    selected: Mapping[str, Sequence[str]] | None = None,
                    dashboards: Sequence[Dashboard] = DASHBOARDS,
-                   ticker: str | None = None) -> list[Path]:
+                   ticker: str | None = None, copies: Sequence[Path] = ()) -> list[Path]:
     """Write `<slug>.html` per dashboard (and index.html = the first) under `out_dir`.
+
+    `copies`: more files to write the first page to (e.g. the demo's report.html), its links
+    pointing into `out_dir`.
 
     `selected` applies to every dashboard (default: All); `ticker` only to dashboards whose
     ticker variable picks one ticker (the drill-down; default: the ticker with most documents).
@@ -149,12 +154,14 @@ def render_preview(store: Store, run_id: str, start: datetime, end: datetime, ou
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     busiest = ticker or _busiest_ticker(store, run_id, start, end)
+    first: DashboardResult | None = None
     for spec in dashboards:
         chosen = {"run_id": [run_id], **{k: list(v) for k, v in (selected or {}).items()}}
         single = [v for v in spec.variables if v.name == "ticker" and not v.include_all]
         if single and busiest and "ticker" not in chosen:
             chosen["ticker"] = [busiest]
         result = run_dashboard(store, spec, start, end, chosen)
+        first = first or result
         path = out_dir / f"{spec.slug}.html"
         path.write_text(render_dashboard(result, start, end, dashboards, run_id),
                         encoding="utf-8")
@@ -162,4 +169,9 @@ def render_preview(store: Store, run_id: str, start: datetime, end: datetime, ou
     if written:
         (out_dir / "index.html").write_text(written[0].read_text(encoding="utf-8"),
                                             encoding="utf-8")
+    for copy in copies if first else ():
+        assert first is not None
+        base = Path(os.path.relpath(out_dir, copy.parent)).as_posix() + "/"
+        copy.write_text(render_dashboard(first, start, end, dashboards, run_id, base),
+                        encoding="utf-8")
     return written

@@ -2,7 +2,7 @@
 
 Embedded broker (noida-db child process) + embedded ClickHouse (chdb) + the real worker and
 classifiers, fed a generated sample stream (with a negative burst and two malformed messages);
-prints a summary and writes an HTML report with sentiment over time per topic.
+prints a summary and writes the dashboards' preview (finsentry.dashboards.preview) as its report.
 """
 
 from __future__ import annotations
@@ -160,9 +160,20 @@ def _summarise(store: Any, settings: Settings, sample: SampleStream, produced: i
         report=report, burst_ticker=sample.burst_ticker,
         extra={"burst_negative": int(burst["neg"]), "burst_total": int(burst["n"])},
     )
-    write_report(store, summary, sample, report)
-    shutil.copyfile(report, out_dir / "report.html")
+    _report(store, run_id, sample, out_dir, report)
     return summary
+
+
+def _report(store: Any, run_id: str, sample: SampleStream, out_dir: Path, report: Path) -> None:
+    """The report is the dashboards' preview (what Grafana shows), over the sample's time span."""
+    from datetime import timedelta
+
+    from finsentry.dashboards.preview import render_preview
+
+    times = [d.published_at for d in sample.documents]
+    render_preview(store, run_id, min(times), max(times) + timedelta(minutes=1),
+                   out_dir / f"report-{run_id}", ticker=sample.burst_ticker,
+                   copies=(report, out_dir / "report.html"))
 
 
 def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: Path) -> None:

@@ -21,9 +21,11 @@ def test_demo_runs_twice_and_writes_chart(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     assert "242 messages produced, 240 documents stored, 2 dead-lettered" in first.stdout
     assert "documents/s" in first.stdout and "negative" in first.stdout
+    # the report is the dashboards' preview (tests/dashboards/test_preview.py renders it)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert 'id="sentiment-chart"' in html and "<svg" in html
-    assert "Sentiment over time per topic" in html
+    assert "<svg" in html and "Documents per minute by sentiment" in html
+    assert 'class="error"' not in html
+    assert len(list(tmp_path.glob("report-demo-*/ticker.html"))) == 1
 
     second = _demo(tmp_path)  # a second run works and keeps its rows apart (new run id)
     assert second.returncode == 0, second.stderr[-3000:]
