@@ -142,11 +142,13 @@ def render_dashboard(result: DashboardResult, start: datetime, end: datetime,
 def render_preview(store: Store, run_id: str, start: datetime, end: datetime, out_dir: Path,
                    selected: Mapping[str, Sequence[str]] | None = None,
                    dashboards: Sequence[Dashboard] = DASHBOARDS,
-                   ticker: str | None = None, copies: Sequence[Path] = ()) -> list[Path]:
+                   ticker: str | None = None, copies: Sequence[Path] = (),
+                   ranges: Mapping[str, tuple[datetime, datetime]] | None = None) -> list[Path]:
     """Write `<slug>.html` per dashboard (and index.html = the first) under `out_dir`.
 
     `copies`: more files to write the first page to (e.g. the demo's report.html), its links
-    pointing into `out_dir`.
+    pointing into `out_dir`. `ranges`: another time range for some dashboards (by uid), e.g.
+    processing time for pipeline health when documents were published long before.
 
     `selected` applies to every dashboard (default: All); `ticker` only to dashboards whose
     ticker variable picks one ticker (the drill-down; default: the ticker with most documents).
@@ -160,10 +162,11 @@ def render_preview(store: Store, run_id: str, start: datetime, end: datetime, ou
         single = [v for v in spec.variables if v.name == "ticker" and not v.include_all]
         if single and busiest and "ticker" not in chosen:
             chosen["ticker"] = [busiest]
-        result = run_dashboard(store, spec, start, end, chosen)
+        begin, finish = (ranges or {}).get(spec.uid, (start, end))
+        result = run_dashboard(store, spec, begin, finish, chosen)
         first = first or result
         path = out_dir / f"{spec.slug}.html"
-        path.write_text(render_dashboard(result, start, end, dashboards, run_id),
+        path.write_text(render_dashboard(result, begin, finish, dashboards, run_id),
                         encoding="utf-8")
         written.append(path)
     if written:

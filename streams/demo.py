@@ -169,11 +169,15 @@ def _report(store: Any, run_id: str, sample: SampleStream, out_dir: Path, report
     from datetime import timedelta
 
     from finsentry.dashboards.preview import render_preview
+    from finsentry.store.metrics import writer_for
 
+    writer_for(store).flush()  # the workers' batch rows, for the pipeline-health page
     times = [d.published_at for d in sample.documents]
+    now = datetime.now(UTC)
     render_preview(store, run_id, min(times), max(times) + timedelta(minutes=1),
                    out_dir / f"report-{run_id}", ticker=sample.burst_ticker,
-                   copies=(report, out_dir / "report.html"))
+                   copies=(report, out_dir / "report.html"),
+                   ranges={"finsentry-health": (now - timedelta(minutes=30), now)})
 
 
 def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: Path) -> None:

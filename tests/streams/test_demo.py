@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,9 @@ def test_demo_runs_twice_and_writes_chart(tmp_path: Path) -> None:
     assert "<svg" in html and "Documents per minute by sentiment" in html
     assert 'class="error"' not in html
     assert len(list(tmp_path.glob("report-demo-*/ticker.html"))) == 1
+    (health,) = tmp_path.glob("report-demo-*/health.html")  # the worker wrote its batch rows
+    assert re.search(r'data-panel="Worker documents/s" [^>]*data-rows="[1-9]',
+                     health.read_text(encoding="utf-8"))
 
     second = _demo(tmp_path)  # a second run works and keeps its rows apart (new run id)
     assert second.returncode == 0, second.stderr[-3000:]
