@@ -60,6 +60,7 @@ ORDER BY (topic, partition, at)
 """
 
 QUEUE_SIZE = 1000  # samples waiting for the writer thread; more are dropped, never waited for
+IDLE_EXIT_S = 30.0  # the writer thread ends after this long without rows; the next row restarts it
 
 
 def worker_id() -> str:
@@ -76,7 +77,9 @@ class MetricsWriter:
     dropped: int = 0
     failed: int = 0
     _queue: queue.Queue[tuple[str, list[Row]]] = field(init=False)
+    idle_exit_s: float = IDLE_EXIT_S
     _thread: threading.Thread | None = field(default=None, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self._queue = queue.Queue(maxsize=self.queue_size)
@@ -84,14 +87,16 @@ class MetricsWriter:
     def offer(self, table: str, rows: list[Row]) -> None:
         if not rows:
             return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._drain, name="finsentry-metrics",
-                                            daemon=True)
-            self._thread.start()
         try:
             self._queue.put_nowait((table, rows))
         except queue.Full:
             self.dropped += 1
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._drain, name="finsentry-metrics",
+                                                daemon=True)
+                self._thread.start()
 
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every queued row was tried (tests, shutdown); False on timeout."""
@@ -102,7 +107,14 @@ class MetricsWriter:
 
     def _drain(self) -> None:
         while True:
-            table, rows = self._queue.get()
+            try:
+                table, rows = self._queue.get(timeout=self.idle_exit_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():  # offer() restarts a thread for the next row
+                        self._thread = None
+                        return
+                continue
             try:
                 self.store.insert(table, rows, retry=False)
             except Exception as exc:  # a metrics row must never take anything down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -69,5 +70,15 @@ def test_a_failing_store_or_full_queue_never_raises() -> None:
     assert writer.flush()
     assert writer.failed >= 1
     assert writer.failed + writer.dropped == 50
+    # an idle writer's thread ends; the next row starts another
+    idle = MetricsWriter(broken, idle_exit_s=0.05)
+    idle.offer("worker_batches", [{"a": 1}])
+    assert idle.flush()
+    deadline = time.monotonic() + 5
+    while idle._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert idle._thread is None
+    idle.offer("worker_batches", [{"a": 1}])
+    assert idle.flush() and idle.failed == 2
     # record_batch with garbage input swallows the error too
     record_batch(object(), "live", [object()], None, 0.0)
