@@ -7,7 +7,6 @@ prints a summary and writes the dashboards' preview (finsentry.dashboards.previe
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -20,7 +19,6 @@ from finsentry.streams.sample import SampleStream, generate
 
 log = logging.getLogger(__name__)
 MALFORMED: list[bytes] = [b"{not json", b'{"id": "x", "text": ""}']
-BUCKET_MINUTES = 15
 
 
 @dataclass
@@ -178,78 +176,3 @@ def _report(store: Any, run_id: str, sample: SampleStream, out_dir: Path, report
                    out_dir / f"report-{run_id}", ticker=sample.burst_ticker,
                    copies=(report, out_dir / "report.html"),
                    ranges={"finsentry-health": (now - timedelta(minutes=30), now)})
-
-
-# TODO(integration): write_report, _chart_svg and templates/report.html.j2 are unused since the
-# report became the dashboards' preview (_report); delete once parallel edits to this file land.
-def write_report(store: Any, summary: DemoSummary, sample: SampleStream, path: Path) -> None:
-    """HTML page: sentiment over time per topic (inline SVG chart) and the negative burst."""
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    series = store.query(
-        "SELECT toDateTime(intDiv(toUInt32(published_at), %(s)s) * %(s)s, 'UTC') AS bucket, "
-        "topic, count() AS docs, sum(score) AS score_sum FROM scored_documents FINAL "
-        "WHERE run_id = %(run)s GROUP BY bucket, topic ORDER BY bucket, topic",
-        {"run": summary.run_id, "s": BUCKET_MINUTES * 60},
-    )
-    negative = store.query(
-        "SELECT toDateTime(intDiv(toUInt32(published_at), %(s)s) * %(s)s, 'UTC') AS bucket, "
-        "primary_ticker AS ticker, countIf(sentiment = 'negative') AS negative "
-        "FROM scored_documents FINAL WHERE run_id = %(run)s "
-        "GROUP BY bucket, ticker ORDER BY bucket, ticker",
-        {"run": summary.run_id, "s": BUCKET_MINUTES * 60},
-    )
-    svg = _chart_svg(series, negative, sample)
-    negatives = store.query(
-        "SELECT published_at, source, title, text, score FROM scored_documents FINAL "
-        "WHERE run_id = %(run)s AND sentiment = 'negative' ORDER BY score ASC, doc_id LIMIT 15",
-        {"run": summary.run_id},
-    )
-    env = Environment(loader=PackageLoader("finsentry.streams", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    html = env.get_template("report.html.j2").render(s=summary, svg=svg, negatives=negatives,
-                                                     bucket=BUCKET_MINUTES)
-    path.write_text(html, encoding="utf-8")
-
-
-def _chart_svg(series: list[dict[str, Any]], negative: list[dict[str, Any]],
-               sample: SampleStream) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    frame = pd.DataFrame(series)
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 8), dpi=96, sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 2]})
-    if not frame.empty:
-        frame["mean_score"] = frame["score_sum"] / frame["docs"].where(frame["docs"] > 0)
-        top = list(frame.groupby("topic")["docs"].sum().nlargest(6).index)
-        for topic in top:
-            part = frame[frame["topic"] == topic].sort_values("bucket")
-            ax.plot(part["bucket"], part["mean_score"], marker=".", label=topic or "(none)")
-    ax.axvspan(sample.burst_start, sample.burst_end, color="#d62728", alpha=0.12,
-               label=f"injected burst ({sample.burst_ticker})")
-    ax.axhline(0, color="#888", linewidth=0.8)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_ylabel("mean sentiment score (P(pos) - P(neg))")
-    ax.set_title(f"Sentiment over time per topic ({BUCKET_MINUTES}-minute buckets)")
-    ax.legend(loc="lower left", fontsize=8, ncol=2)
-    neg = pd.DataFrame(negative)
-    if not neg.empty:
-        table = neg.pivot_table(index="bucket", columns="ticker", values="negative",
-                                aggfunc="sum", fill_value=0)
-        table = table[table.sum().sort_values(ascending=False).index[:6]]
-        ax2.stackplot(table.index.to_pydatetime(), table.T.to_numpy(), alpha=0.8,
-                      labels=[t or "(none)" for t in table.columns])
-    ax2.axvspan(sample.burst_start, sample.burst_end, color="#d62728", alpha=0.12)
-    ax2.set_ylabel("negative documents")
-    ax2.set_title("Negative documents per ticker")
-    ax2.legend(loc="upper left", fontsize=8, ncol=3)
-    fig.autofmt_xdate()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.find("<svg"):]
