@@ -1,8 +1,14 @@
-"""The rule seam: a rule spec (config entry), a Rule that turns ClickHouse aggregates into Matches.
+"""The rule seam: the spec every rule shares, the per-key data a rule sees, and AlertEvent.
 
-Modelled on ElastAlert2: rule -> matches -> notifiers, with realert suppression done by the
-engine. Nothing here imports finsentry.config or the store at import time: finsentry.config
-builds its `rules` union from the registry, so this module must stay import-light.
+A rule kind (alerts/kinds.py) turns dense per-minute arrays of ONE key into per-minute
+`Conditions` (held / value / baseline / threshold / p-value) over the evaluated minutes; the
+lifecycle (alerts/lifecycle.py) turns conditions into firing/resolved events with `for`, realert
+and state carried across calls; alerts/evaluate.py fetches the data in one query per rule.
+
+Minute convention: the evaluation "at minute m" (UTC minute start) sees the documents published in
+minutes m-W+1 .. m (W = window_minutes) and runs once minute m is closed. `event_time` = m.
+Nothing here imports finsentry.config or the store at import time (config builds its rule union
+from the registry).
 """
 
 from __future__ import annotations
@@ -10,152 +16,180 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-if TYPE_CHECKING:
-    from finsentry.store import Store
-
-ScopeKey = Literal["ticker", "topic", "source"]
-SCOPE_KEYS: tuple[ScopeKey, ...] = ("ticker", "topic", "source")
+GroupKey = Literal["ticker", "topic", "source", "language"]
+GROUP_KEYS: tuple[GroupKey, ...] = ("ticker", "topic", "source", "language")
+Metric = Literal["negative_count", "negative_share", "mean_score", "volume"]
 NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+SCORE_SCALE = 1_000_000  # score sums as integer micro-units: exact, start-independent cumsums
+
+
+class RuleFilter(BaseModel):
+    """Which documents a rule counts (empty list = no restriction)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[str] = Field(default_factory=list, description="Only these topics")
+    tickers: list[str] = Field(default_factory=list, description="Only these tickers")
+    sources: list[str] = Field(default_factory=list, description="Only these sources")
+    languages: list[str] = Field(default_factory=list, description="Only these languages")
+    min_relevance: float = Field(0.0, ge=0, le=1, description="Minimum ticker relevance; "
+                                 "floored to a tenth (0.75 counts relevance >= 0.7)")
+    min_novelty: float = Field(0.0, ge=0, le=1, description="Minimum novelty (syndicated "
+                               "copies have ~0); floored to a tenth like min_relevance")
 
 
 class RuleSpec(BaseModel):
-    """Fields every rule type shares; subclasses add `type: Literal[...]` and their own knobs."""
+    """Fields every rule kind shares; kinds add `type: Literal[...]` and their own knobs."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
-    name: str = Field(pattern=NAME_PATTERN, description="Unique rule name (in alert ids, subjects)")
+    name: str = Field(pattern=NAME_PATTERN, description="Unique rule name (alert ids, subjects)")
     enabled: bool = True
     severity: Literal["info", "warning", "critical"] = "warning"
-    realert_minutes: float = Field(60.0, ge=0, description="No repeat notification for the same "
-                                   "rule+scope within this many minutes (0 = never suppress)")
-    notifiers: list[str] | None = Field(None,
-                                        description="Notifier names; unset = alerts.notifiers")
+    metric: Metric = "negative_share"
+    filter: RuleFilter = Field(default_factory=RuleFilter)
+    group_by: list[GroupKey] = Field(default_factory=lambda: list[GroupKey](["ticker"]),
+                                     description="One alert series per key; [] = whole feed")
+    window_minutes: int = Field(15, ge=1, le=24 * 60, description="Evaluation window")
+    for_evaluations: int = Field(1, ge=1, le=1440, alias="for",
+                                 description="Condition must hold this many consecutive minutes")
+    realert_minutes: float = Field(60.0, ge=0, description="A new episode for the same key "
+                                   "within this many minutes of the last alert is suppressed")
+    realert_exponential: bool = Field(False, description="Double realert after each suppressed "
+                                      "episode (up to realert_max_minutes)")
+    realert_max_minutes: float = Field(24 * 60.0, ge=0)
+    keep_firing_minutes: int = Field(0, ge=0, le=24 * 60, description="An episode ends only "
+                                     "after the condition failed this many minutes in a row")
+    history_minutes: int = Field(24 * 60, ge=1, le=60 * 24 * 60, description="How far back a "
+                                 "key counts as seen (warm-up, new keys, flatline)")
+    warmup_minutes: int = Field(0, ge=0, description="A key fires only if it had documents at "
+                                "least this long before (within history_minutes)")
+    notify_resolved: bool = Field(False, description="Also notify when an alert resolves")
+    notifiers: list[str] | None = Field(None, description="Notifier names; unset = "
+                                        "alerts.notifiers")
+    mail_to: list[str] | None = Field(None, description="Recipients; unset = alerts.mail_to")
 
-
-@dataclass(frozen=True)
-class Example:
-    """One stored document behind a match (untrusted text: escape before display)."""
-
-    title: str
-    url: str
-    source: str
-    published_at: datetime
-    score: float
+    @field_validator("group_by")
+    @classmethod
+    def _unique(cls, value: list[GroupKey]) -> list[GroupKey]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate group_by columns: {value}")
+        return value
 
 
 @dataclass
-class Match:
-    """One rule firing for one scope over one window."""
+class KeyData:
+    """Dense per-minute arrays of one key over the fetched minutes (index 0 = `first_minute`).
 
-    rule: str
-    scope: dict[str, str]  # e.g. {"ticker": "AAPL"}; empty values never occur
-    window_start: datetime
-    window_end: datetime
-    metric: str
-    value: float
-    threshold: float
-    baseline: float
-    doc_count: int
-    severity: str = "warning"
-    examples: list[Example] = field(default_factory=list)
+    `docs` are documents (once per ticker row when grouped/filtered by ticker, else once),
+    `neg` negative ones, `score` the score sum in SCORE_SCALE units over `rows` ticker rows.
+    """
 
-    @property
-    def alert_id(self) -> str:
-        """Deterministic: the same rule, scope and window always give the same id."""
-        scope = "&".join(f"{k}={self.scope[k]}" for k in sorted(self.scope))
-        basis = f"{self.rule}|{scope}|{self.window_start.isoformat()}|{self.window_end.isoformat()}"
-        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+    docs: np.ndarray
+    neg: np.ndarray
+    score: np.ndarray
+    rows: np.ndarray
+    first_minute: int  # epoch minutes, hour-aligned
 
-    @property
-    def scope_text(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.scope.items()) or "all"
 
-    @property
-    def summary(self) -> str:
-        return (f"{self.rule} [{self.scope_text}]: {self.metric} {self.value:.2f} "
-                f"(threshold {self.threshold:.2f}, baseline {self.baseline:.2f}) over "
-                f"{self.doc_count} documents, {self.window_start:%Y-%m-%d %H:%M}-"
-                f"{self.window_end:%H:%M} UTC")
+@dataclass
+class Conditions:
+    """Per evaluated minute of one key (arrays of equal length)."""
 
-    def to_row(self, run_id: str, version: int) -> dict[str, Any]:
-        """The alerts-table row (store/migrations.py ALERTS_DDL), not yet notified."""
-        return {
-            "run_id": run_id, "alert_id": self.alert_id, "rule": self.rule,
-            "topic": self.scope.get("topic", ""), "ticker": self.scope.get("ticker", ""),
-            "source": self.scope.get("source", ""),
-            "window_start": self.window_start, "window_end": self.window_end,
-            "fired_at": datetime.now(UTC), "value": float(self.value),
-            "threshold": float(self.threshold), "baseline": float(self.baseline),
-            "doc_count": int(self.doc_count), "severity": self.severity,
-            "message": f"{self.metric}|{self.summary}", "notified": 0,
-            "notify_status": "{}", "version": version,
-        }
+    held: np.ndarray
+    value: np.ndarray
+    baseline: np.ndarray
+    threshold: np.ndarray
+    p_value: np.ndarray
+    doc_count: np.ndarray
+    window: np.ndarray | None = None  # window length behind the value, when it varies
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Match:
-        """Rebuild a stored alert (for retrying its notification after a restart)."""
-        metric, _, _summary = str(row["message"]).partition("|")
-        scope: dict[str, str] = {k: str(row[k]) for k in SCOPE_KEYS if row.get(k)}
-        return cls(rule=str(row["rule"]), scope=scope, window_start=_utc(row["window_start"]),
-                   window_end=_utc(row["window_end"]), metric=metric or "value",
-                   value=float(row["value"]), threshold=float(row["threshold"]),
-                   baseline=float(row["baseline"]), doc_count=int(row["doc_count"]),
-                   severity=str(row["severity"]))
+    def empty(cls, n: int) -> Conditions:
+        nan = np.full(n, np.nan)
+        return cls(np.zeros(n, dtype=bool), nan, nan.copy(), nan.copy(), nan.copy(),
+                   np.zeros(n, dtype=np.int64))
 
 
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+def rolling(x: np.ndarray, w: int) -> np.ndarray:
+    """Sum over the window ending at each index (i-w, i]; exact for integer arrays."""
+    cs = np.concatenate(([0], np.cumsum(x, dtype=np.int64)))
+    lo = np.maximum(np.arange(1, len(x) + 1) - w, 0)
+    return cs[1:] - cs[lo]
 
 
-def window_end_for(as_of: datetime) -> datetime:
-    """`as_of` rounded UP to the minute: windows align to the minute buckets the aggregate has,
-    so every cycle within one minute sees the same window (and the same alert ids)."""
-    as_of = _utc(as_of)
-    floor = as_of.replace(second=0, microsecond=0)
-    return floor if floor == as_of else floor + timedelta(minutes=1)
+def window_metric(metric: Metric, docs: np.ndarray, neg: np.ndarray, score: np.ndarray,
+                  rows: np.ndarray) -> np.ndarray:
+    """The metric from (window) sums; share/mean are NaN where there are no documents."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "negative_count":
+            return neg.astype(float)
+        if metric == "volume":
+            return docs.astype(float)
+        if metric == "negative_share":
+            return np.where(docs > 0, neg / np.maximum(docs, 1), np.nan)
+        return np.where(rows > 0, score / SCORE_SCALE / np.maximum(rows, 1), np.nan)
 
 
-_EXAMPLES_SQL = """
-SELECT title, url, source, published_at, score
-FROM scored_documents FINAL
-WHERE run_id = %(run_id)s
-  AND published_at >= toDateTime(%(window_start)s, 'UTC')
-  AND published_at < toDateTime(%(window_end)s, 'UTC')
-  AND sentiment = %(negative)s{scope}
-ORDER BY score ASC, published_at DESC, doc_id ASC
-LIMIT %(limit)s
-"""
-
-# How each scope column is matched on scored_documents (sentiment_minute unnests `tickers`).
-_DOC_FILTERS: dict[str, str] = {
-    "ticker": " AND has(tickers, %(ticker)s)",
-    "topic": " AND topic = %(topic)s",
-    "source": " AND source = %(source)s",
-}
+def key_text(key: dict[str, str]) -> str:
+    """`ticker=AAPL` / `ticker=AAPL,topic=markets`; `all` for an ungrouped rule."""
+    return ",".join(f"{k}={v}" for k, v in key.items()) or "all"
 
 
-def fetch_examples(store: Store, run_id: str, match: Match, limit: int) -> list[Example]:
-    """The most negative stored headlines behind a match (scope and window as the match's)."""
-    if limit <= 0:
-        return []
-    params: dict[str, Any] = {"run_id": run_id, "negative": "negative", "limit": int(limit),
-                              "window_start": match.window_start, "window_end": match.window_end,
-                              **match.scope}
-    scope_sql = "".join(_DOC_FILTERS[k] for k in match.scope if k in _DOC_FILTERS)
-    rows = store.query(_EXAMPLES_SQL.format(scope=scope_sql), params)
-    return [Example(title=str(r["title"]), url=str(r["url"]), source=str(r["source"]),
-                    published_at=r["published_at"], score=float(r["score"])) for r in rows]
+def alert_id(run_id: str, rule: str, group_key: str, fired_minute: int) -> str:
+    """Deterministic: a re-evaluation of the same data gives the same id (idempotent writes)."""
+    basis = f"{run_id}|{rule}|{group_key}|{fired_minute}"
+    return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
+
+
+def minute_dt(epoch_minute: int) -> datetime:
+    return datetime.fromtimestamp(epoch_minute * 60, UTC)
+
+
+def epoch_minute(value: datetime) -> int:
+    """A datetime floored to its minute, as minutes since the epoch (naive = UTC)."""
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return int(value.timestamp() // 60)
+
+
+@dataclass
+class AlertEvent:
+    """One lifecycle transition of one key: `firing` (a new alert) or `resolved`."""
+
+    rule: str
+    alert_id: str
+    group_key: str
+    key: dict[str, str]
+    state: Literal["firing", "resolved"]
+    event_time: datetime  # the minute it fired / resolved (event time)
+    fired_time: datetime  # the minute the alert fired (== event_time when firing)
+    metric: str
+    value: float
+    baseline: float
+    threshold: float
+    p_value: float
+    doc_count: int
+    window_minutes: int
+    severity: str
+    kind: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_at(self) -> datetime | None:
+        return self.event_time if self.state == "resolved" else None
 
 
 class Rule(ABC):
-    """A configured rule; `evaluate` reads ClickHouse only and has no side effects."""
+    """A configured rule; `conditions` is pure numpy over one key's arrays."""
 
     spec_class: ClassVar[type[RuleSpec]]
+    kind: ClassVar[str]
 
     def __init__(self, spec: RuleSpec) -> None:
         self.spec = spec
@@ -164,7 +198,24 @@ class Rule(ABC):
     def name(self) -> str:
         return self.spec.name
 
+    def lookback_minutes(self) -> int:
+        """Minutes of data needed before the first evaluated minute."""
+        return max(self.spec.history_minutes, self.spec.window_minutes) + 1
+
+    def needs_global(self) -> bool:
+        """Whether `conditions` wants the all-keys series (a prior)."""
+        return False
+
     @abstractmethod
-    def evaluate(self, store: Store, run_id: str, as_of: datetime,
-                 examples: int = 5) -> list[Match]:
-        """Matches for the window ending at `as_of`, with up to `examples` headlines each."""
+    def conditions(self, data: KeyData, first_eval: int, n: int,
+                   total: KeyData | None = None) -> Conditions:
+        """Conditions for the n minutes starting at index `first_eval` of `data`."""
+
+    def seen(self, docs: np.ndarray, first_eval: int, n: int, gap: int) -> np.ndarray:
+        """Whether the key had documents in [m - history + 1, m - gap] for each evaluated m."""
+        seen_sum = rolling(docs, max(self.spec.history_minutes - gap, 1))
+        idx = np.arange(first_eval, first_eval + n) - gap
+        out = np.zeros(n, dtype=bool)
+        ok = idx >= 0
+        out[ok] = seen_sum[idx[ok]] > 0
+        return out

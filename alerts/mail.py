@@ -1,25 +1,29 @@
-"""The `email` notifier: one multipart (plain text + HTML) message per alert over SMTP.
+"""The `email` notifier: one multipart message (plain text + HTML + inline chart) per group.
 
-Headlines are untrusted text: the HTML part is rendered by jinja2 with autoescape on, and header
-values are collapsed to one line (no header injection). Transient SMTP failures are retried with
-tenacity; when they persist, AlertError (naming the rule) leaves the alert un-notified for the
-next cycle. jinja2 loads on first send so `finsentry --help` stays fast.
+Crawled text (titles, sources, URLs, even tickers) is untrusted: the HTML part is rendered by a
+Jinja2 environment with autoescape on (links only for http(s) URLs), the plain-text part and the
+subject pass every value through `finsentry.sanitize.inert` (one visible line, no CR/LF), so no
+headline can add HTML, headers or links of its own. The Message-ID is the engine's: the same on
+every re-send of the group. SMTP with STARTTLS / implicit TLS and login; transient failures are
+retried with tenacity, then AlertError leaves the delivery queued for the next cycle.
 """
 
 from __future__ import annotations
 
+import math
 import smtplib
 import ssl
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from finsentry.alerts.base import Match
-from finsentry.alerts.notify import Notifier
+from finsentry.alerts.base import AlertEvent
+from finsentry.alerts.notify import Notice, Notifier
 from finsentry.errors import AlertError
+from finsentry.sanitize import inert
 
 if TYPE_CHECKING:
     import jinja2
@@ -27,36 +31,55 @@ if TYPE_CHECKING:
     from finsentry.config import AlertSettings
 
 TEXT_TEMPLATE = """\
-{{ m.rule }} fired for {{ m.scope_text }} ({{ m.severity }})
-
-{{ m.metric }}: {{ "%.2f"|format(m.value) }} (threshold {{ "%.2f"|format(m.threshold) }}, \
-baseline {{ "%.2f"|format(m.baseline) }})
-documents: {{ m.doc_count }}
-window: {{ m.window_start.strftime("%Y-%m-%d %H:%M") }} - {{ m.window_end.strftime("%H:%M") }} UTC
-alert id: {{ m.alert_id }}
-{% if m.examples %}
-Most negative headlines:
-{% for e in m.examples %}- [{{ "%+.2f"|format(e.score) }}] {{ e.title }} ({{ e.source }})\
-{% if e.url %} {{ e.url }}{% endif %}
-{% endfor %}{% endif %}"""
+{% for n in notices %}{{ n.event.state|upper }}: {{ clean(n.subject) }}
+rule {{ clean(n.event.rule) }} ({{ n.event.kind }}, {{ n.event.severity }}), \
+key {{ clean(n.event.group_key) }}, run {{ clean(n.run_id) }}
+{{ n.event.metric }}: {{ num(n.event.value) }} (baseline {{ num(n.event.baseline) }}, \
+threshold {{ num(n.event.threshold) }}{% if n.event.p_value == n.event.p_value %}, \
+p = {{ "%.2g"|format(n.event.p_value) }}{% endif %}) over {{ n.event.doc_count }} documents, \
+{{ n.event.window_minutes }} min to {{ n.event.event_time.strftime("%Y-%m-%d %H:%M") }} UTC
+alert id: {{ n.event.alert_id }}
+{% if n.dashboard_url %}dashboard: {{ clean(n.dashboard_url) }}
+{% endif %}{% if n.examples %}Most negative documents:
+{% for e in n.examples %}- [{{ "%+.2f"|format(e.score) }}] {{ clean(e.title, 300) }} \
+({{ clean(e.source, 80) }}, {{ e.published_at.strftime("%H:%M") }}) {{ clean(e.url, 500) }}
+{% endfor %}{% endif %}
+{% endfor %}"""
 
 HTML_TEMPLATE = """\
 <!doctype html>
 <html><body style="font-family: sans-serif">
-<h2>{{ m.rule }}: {{ m.scope_text }}</h2>
-<p><b>{{ m.severity }}</b> &mdash; {{ m.metric }} <b>{{ "%.2f"|format(m.value) }}</b>
-(threshold {{ "%.2f"|format(m.threshold) }}, baseline {{ "%.2f"|format(m.baseline) }})
-over {{ m.doc_count }} documents,
-{{ m.window_start.strftime("%Y-%m-%d %H:%M") }}&ndash;{{ m.window_end.strftime("%H:%M") }} UTC.</p>
-{% if m.examples %}<h3>Most negative headlines</h3>
-<ul>{% for e in m.examples %}
-<li>[{{ "%+.2f"|format(e.score) }}] {% if e.url.startswith(("https://", "http://")) %}\
-<a href="{{ e.url }}">{{ e.title }}</a>{% else %}{{ e.title }}{% endif %} ({{ e.source }})</li>\
+{% for n in notices %}
+<h2 style="color: {{ '#b00' if n.event.state == 'firing' else '#070' }}">\
+{{ n.event.state|upper }}: {{ n.subject }}</h2>
+<p>Rule <b>{{ n.event.rule }}</b> ({{ n.event.kind }}, {{ n.event.severity }}), key
+<b>{{ n.event.group_key }}</b>: {{ n.event.metric }} <b>{{ num(n.event.value) }}</b>
+(baseline {{ num(n.event.baseline) }}, threshold {{ num(n.event.threshold) }}\
+{% if n.event.p_value == n.event.p_value %}, p = {{ "%.2g"|format(n.event.p_value) }}{% endif %})
+over {{ n.event.doc_count }} documents in the {{ n.event.window_minutes }} minutes to
+{{ n.event.event_time.strftime("%Y-%m-%d %H:%M") }} UTC.</p>
+{% if n.chart_png %}<p><img src="cid:{{ cids[loop.index0] }}" alt="metric and baseline"></p>\
+{% endif %}
+{% if n.dashboard_url %}<p><a href="{{ n.dashboard_url }}">Open the dashboard for this key and \
+time range</a></p>{% endif %}
+{% if n.examples %}<table cellpadding="4" style="border-collapse: collapse">
+<tr><th align="left">score</th><th align="left">title</th><th align="left">source</th>\
+<th align="left">time (UTC)</th></tr>
+{% for e in n.examples %}<tr><td>{{ "%+.2f"|format(e.score) }}</td><td>\
+{% if e.url.startswith(("https://", "http://")) %}<a href="{{ e.url }}">{{ e.title }}</a>\
+{% else %}{{ e.title }}{% endif %}</td><td>{{ e.source }}</td>\
+<td>{{ e.published_at.strftime("%H:%M") }}</td></tr>
+{% endfor %}</table>{% endif %}
+<p style="color: #888">alert id {{ n.event.alert_id }} &middot; run {{ n.run_id }}</p>
 {% endfor %}
-</ul>{% endif %}
-<p style="color: #888">alert id {{ m.alert_id }}</p>
 </body></html>
 """
+
+
+def _num(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.3g}"
 
 
 @cache
@@ -65,29 +88,64 @@ def _templates() -> tuple[jinja2.Template, jinja2.Template]:
 
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     text = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)  # noqa: S701
+    for env in (html, text):
+        env.globals.update(num=_num, clean=inert)
     return text.from_string(TEXT_TEMPLATE), html.from_string(HTML_TEMPLATE)
 
 
-def _one_line(value: str, limit: int = 200) -> str:
-    text = " ".join(value.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _key_label(e: AlertEvent) -> str:
+    return "/".join(e.key.values()) or "all documents"
 
 
-def render(match: Match, *, mail_from: str, mail_to: list[str],
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.0%}"
+
+
+def subject_line(e: AlertEvent) -> str:
+    """"AAPL negative share 12% → 47%, p < 1e-06, 15 min" (one inert line)."""
+    label = {"negative_share": "negative share", "negative_count": "negative documents",
+             "mean_score": "mean score", "volume": "volume"}.get(e.metric, e.metric)
+    if e.metric == "negative_share":
+        change = f"{_pct(e.baseline)} → {_pct(e.value)}"
+    elif math.isnan(e.baseline):
+        change = f"{_num(e.value)} (limit {_num(e.threshold)})"
+    else:
+        change = f"{_num(e.baseline)} → {_num(e.value)}"
+    parts = [f"{_key_label(e)} {label} {change}"]
+    if not math.isnan(e.p_value):
+        parts.append(f"p < {max(e.p_value, 1e-12):.0e}" if e.p_value < 0.01 else
+                     f"p = {e.p_value:.2f}")
+    parts.append(f"{e.window_minutes} min")
+    text = ", ".join(parts)
+    if e.state == "resolved":
+        text = f"resolved: {text}"
+    return inert(" ".join(text.split()), 200)
+
+
+def render(notices: list[Notice], *, mail_from: str, mail_to: list[str], message_id: str,
            subject_prefix: str = "[finsentry]") -> EmailMessage:
-    """The message for one alert: subject names the rule and scope; text and HTML parts."""
+    """The message for one group of alerts (text, HTML, one inline PNG per chart)."""
+    from email.utils import make_msgid
+
     text_tpl, html_tpl = _templates()
     msg = EmailMessage()
-    pct = f"{match.value:.0%}" if match.metric == "negative_share" else f"{match.value:.2f}"
-    msg["Subject"] = _one_line(f"{subject_prefix} {match.rule} {match.scope_text}: "
-                               f"{match.metric} {pct} over {match.doc_count} docs")
+    first = notices[0]
+    more = f" (+{len(notices) - 1} more)" if len(notices) > 1 else ""
+    msg["Subject"] = inert(f"{subject_prefix} {first.event.rule}: {first.subject}{more}", 300)
     msg["From"] = mail_from
     msg["To"] = ", ".join(mail_to)
     msg["Date"] = formatdate(usegmt=True)
-    msg["Message-ID"] = make_msgid(idstring=match.alert_id[:16], domain="finsentry")
-    msg["X-Finsentry-Alert-Id"] = match.alert_id
-    msg.set_content(text_tpl.render(m=match))
-    msg.add_alternative(html_tpl.render(m=match), subtype="html")
+    msg["Message-ID"] = message_id
+    msg["X-Finsentry-Alert-Ids"] = ", ".join(n.event.alert_id for n in notices)
+    cids = [make_msgid(domain="finsentry")[1:-1] for _ in notices]
+    msg.set_content(text_tpl.render(notices=notices))
+    msg.add_alternative(html_tpl.render(notices=notices, cids=cids), subtype="html")
+    html_part = msg.get_body(("html",))
+    assert isinstance(html_part, EmailMessage)
+    for n, cid in zip(notices, cids, strict=True):
+        if n.chart_png:
+            html_part.add_related(n.chart_png, maintype="image", subtype="png",
+                                  cid=f"<{cid}>", filename="chart.png")
     return msg
 
 
@@ -105,9 +163,10 @@ class EmailNotifier(Notifier):
         if not settings.mail_to:
             raise AlertError("email notifier: alerts.mail_to is empty (no recipients)")
 
-    def send(self, match: Match) -> None:
+    def send(self, notices: list[Notice], message_id: str, recipients: list[str]) -> None:
         s = self.settings
-        msg = render(match, mail_from=s.mail_from, mail_to=s.mail_to,
+        to = recipients or s.mail_to
+        msg = render(notices, mail_from=s.mail_from, mail_to=to, message_id=message_id,
                      subject_prefix=s.subject_prefix)
         retryer = Retrying(
             stop=stop_after_attempt(s.smtp_retry_attempts),
@@ -116,7 +175,7 @@ class EmailNotifier(Notifier):
         try:
             retryer(self._deliver, msg)
         except (smtplib.SMTPException, OSError) as exc:
-            raise AlertError(f"rule {match.rule}: email to {', '.join(s.mail_to)} via "
+            raise AlertError(f"rule {notices[0].event.rule}: email to {', '.join(to)} via "
                              f"{s.smtp_host}:{s.smtp_port} failed: {exc!r}") from exc
 
     def _deliver(self, msg: EmailMessage) -> None:

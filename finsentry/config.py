@@ -171,6 +171,20 @@ class AlertSettings(Section):
     mail_from: str = Field("finsentry@localhost", description="Sender address")
     mail_to: list[str] = Field(default_factory=list, description="Default recipients")
     subject_prefix: str = Field("[finsentry]", max_length=64, description="Email subject prefix")
+    webhook_url: str = Field("", description="URL the webhook notifier POSTs to")
+    webhook_format: Literal["json", "slack", "alertmanager"] = Field(
+        "json", description="Webhook payload shape")
+    grafana_url: str = Field("http://localhost:3000", description="Grafana base URL for links")
+    grafana_dashboard: str = Field("finsentry-overview", description="Dashboard uid for links")
+    allowed_lateness_s: float = Field(60.0, ge=0, description="A minute is evaluated this "
+                                      "long after it closed (late documents still count)")
+    max_catchup_minutes: int = Field(24 * 60, ge=1, description="After a long stop, evaluate "
+                                     "at most this many missed minutes")
+    retry_backoff_s: float = Field(30.0, gt=0, description="First wait before re-sending a "
+                                   "failed delivery (doubles per attempt, max 1 h)")
+    chart: bool = Field(True, description="Inline PNG chart of the metric in emails")
+    rules_dir: Path | None = Field(None, description="Folder of rule files (*.toml, *.yaml: "
+                                   "one rule or a `rules` list each), added to `rules`")
     rules: list[RuleConfig] = Field(default_factory=list,
                                     description="Rule entries; `type` picks the rule")
 

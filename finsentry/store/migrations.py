@@ -168,6 +168,118 @@ PARTITION BY toYYYYMM(run_at)
 ORDER BY (source, run_at)
 """
 
+# Alerts (versions 10-19). 18.16 has no ADD COLUMN IF NOT EXISTS, so the lifecycle table
+# replaces `alerts`: the old rows are kept in `alerts_v1` (copied once), then `alerts` is
+# recreated. Every statement is idempotent: a re-run finds alerts_v1 filled and skips the copy
+# (the new table still has the copied columns). One row per alert, key (run_id, alert_id);
+# a new version when it is notified or resolved. Read with FINAL.
+_ALERTS_V1_COLUMNS = ("run_id, alert_id, rule, topic, ticker, source, window_start, window_end, "
+                      "fired_at, value, threshold, baseline, doc_count, severity, message, "
+                      "notified, notify_status, version")
+ALERTS_LIFECYCLE_DDL = (
+    "CREATE TABLE IF NOT EXISTS alerts_v1 AS alerts",
+    f"INSERT INTO alerts_v1 ({_ALERTS_V1_COLUMNS}) SELECT {_ALERTS_V1_COLUMNS} FROM alerts "
+    "WHERE (SELECT count() FROM alerts_v1) = 0",
+    "DROP TABLE IF EXISTS alerts",
+    """
+CREATE TABLE IF NOT EXISTS alerts (
+    run_id String,
+    alert_id String,
+    rule String,
+    group_key String,
+    ticker String,
+    topic String,
+    source String,
+    language String,
+    state String,
+    kind String,
+    metric String,
+    event_time DateTime('UTC'),
+    fired_at DateTime('UTC'),
+    resolved_at DateTime('UTC'),
+    window_start DateTime('UTC'),
+    window_end DateTime('UTC'),
+    value Float64,
+    baseline Float64,
+    threshold Float64,
+    p_value Float64,
+    doc_count UInt64,
+    severity String,
+    message String,
+    notified UInt8,
+    notify_status String,
+    silenced UInt8,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (run_id, alert_id)
+""")
+
+# Per rule and run: where evaluation stands and each key's lifecycle (JSON), so a restart
+# continues exactly; history runs keep their own rows (their own run_id).
+ALERT_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS alert_state (
+    run_id String,
+    rule String,
+    through DateTime('UTC'),
+    state String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (run_id, rule)
+"""
+
+ALERT_SILENCES_DDL = """
+CREATE TABLE IF NOT EXISTS alert_silences (
+    silence_id String,
+    rule String,
+    group_key String,
+    until DateTime('UTC'),
+    comment String,
+    created_at DateTime('UTC'),
+    removed UInt8,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY silence_id
+"""
+
+# One row per alert event and notifier: pending -> sending -> sent (or failed, retried at
+# next_attempt_at). `sending` found after a restart = outcome unknown: re-sent with the same
+# message_id so the receiver can recognise it.
+ALERT_DELIVERIES_DDL = """
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    run_id String,
+    alert_id String,
+    event String,
+    notifier String,
+    recipients String,
+    message_id String,
+    status String,
+    attempts UInt32,
+    last_error String,
+    next_attempt_at DateTime('UTC'),
+    updated_at DateTime('UTC'),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (run_id, alert_id, event, notifier)
+"""
+
+ALERT_CYCLES_DDL = """
+CREATE TABLE IF NOT EXISTS alert_cycles (
+    run_id String,
+    cycle_at DateTime('UTC'),
+    rule String,
+    keys UInt32,
+    fired UInt32,
+    resolved UInt32,
+    notified UInt32,
+    failed UInt32,
+    seconds Float32,
+    service_id String
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(cycle_at)
+ORDER BY (run_id, rule, cycle_at)
+"""
+
 # Version ranges reserved per area so parallel work never collides: 6-9 store/rollups,
 # 10-19 alerts, 20-29 replay/runs, 30-39 dashboards and metrics tables, 40-49 ingest,
 # 50-59 benchmarks and clustered layout.
@@ -180,6 +292,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Table, one-time backfill from stored documents, then the view (run before workers start).
     Migration(6, "sentiment_rollup", (SENTIMENT_ROLLUP.table_ddl(), SENTIMENT_ROLLUP.backfill(),
                                       SENTIMENT_ROLLUP.view_ddl())),
+    Migration(10, "alerts_lifecycle_columns", ALERTS_LIFECYCLE_DDL),
+    Migration(11, "alert_state", (ALERT_STATE_DDL,)),
+    Migration(12, "alert_silences", (ALERT_SILENCES_DDL,)),
+    Migration(13, "alert_deliveries", (ALERT_DELIVERIES_DDL,)),
+    Migration(14, "alert_cycles", (ALERT_CYCLES_DDL,)),
     # Pipeline health (finsentry.store.metrics): one row per worker batch, per partition read.
     Migration(30, "worker_batches", (WORKER_BATCHES_DDL,)),
     Migration(31, "consumer_lag", (CONSUMER_LAG_DDL,)),

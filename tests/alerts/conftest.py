@@ -105,10 +105,10 @@ def stream(ticker: str, *, baseline_neg: float, window_docs: int, window_neg: in
     """`baseline_docs` over the 24 h before the last 15 min (share `baseline_neg` negative),
     then `window_docs` in the last 15 min, the first `window_neg` of them negative."""
     docs = []
-    n_neg = round(baseline_docs * baseline_neg)
-    for k in range(baseline_docs):
+    for k in range(baseline_docs):  # negatives spread evenly over the day
         minute = as_of - timedelta(minutes=20 + k * (1400 // baseline_docs))
-        docs.append(scored(start + k, ticker, minute, negative=k < n_neg))
+        negative = int((k + 1) * baseline_neg + 1e-9) > int(k * baseline_neg + 1e-9)
+        docs.append(scored(start + k, ticker, minute, negative=negative))
     for k in range(window_docs):
         minute = as_of - timedelta(minutes=14 - k % 14, seconds=k)
         i = start + baseline_docs + k

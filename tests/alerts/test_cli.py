@@ -1,5 +1,5 @@
-"""`finsentry alerts check` (in process, chdb and 18.16) and `finsentry alerts run` (a real
-subprocess against the 18.16 server, stopped with SIGTERM) with a real SMTP server."""
+"""`finsentry alerts check|test-rule|list|silence` in process (chdb and 18.16) and `alerts run`
+(a real subprocess against the 18.16 server, stopped with SIGTERM) with a real SMTP server."""
 
 from __future__ import annotations
 
@@ -9,21 +9,22 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 from click.testing import CliRunner
 
-from finsentry.alerts.base import window_end_for
 from finsentry.cli import cli
 from finsentry.config import ClickHouseSettings
 from finsentry.store import ScoredSink, migrate, open_store
-from tests.alerts.conftest import AS_OF, SmtpServer, burst_docs, stream
+from tests.alerts.conftest import AS_OF, SmtpServer, burst_docs, free_port, stream
 from tests.fixtures.clickhouse import ClickHouseServer
 
-RULE = {"type": "negative_spike", "name": "spike", "min_docs": 5, "threshold": 0.5}
+RULE = {"type": "significance", "name": "neg", "baseline_hours": 24, "warmup_minutes": 60,
+        "p_value": 1e-4, "realert_minutes": 600}
+NOW = (AS_OF + timedelta(seconds=61)).isoformat()
 
 
 def config_file(tmp_path: Path, ch: ClickHouseSettings, smtp_port: int) -> Path:
@@ -38,32 +39,56 @@ def config_file(tmp_path: Path, ch: ClickHouseSettings, smtp_port: int) -> Path:
     return path
 
 
-def test_check_dry_run_then_notify(store_settings: ClickHouseSettings, smtp: SmtpServer,
-                                   tmp_path: Path) -> None:
+def test_check_test_rule_list_and_silences(store_settings: ClickHouseSettings,
+                                          smtp: SmtpServer, tmp_path: Path) -> None:
     with open_store(store_settings) as store:
         migrate(store)
         ScoredSink(store).write(burst_docs())
-        config = config_file(tmp_path, store_settings, smtp.port)
-        runner = CliRunner()
-        args = ["--config", str(config), "alerts", "check", "--as-of", AS_OF.isoformat()]
+    runner = CliRunner()
+    base = ["--config", str(config_file(tmp_path, store_settings, smtp.port)), "alerts"]
 
-        dry = runner.invoke(cli, args, catch_exceptions=False)
-        assert dry.exit_code == 0, dry.output
-        assert "new" in dry.output and "ticker=AAPL" in dry.output and "TSLA" not in dry.output
-        assert "1 matches" in dry.output and "dry run" in dry.output
-        assert store.query("SELECT count() AS n FROM alerts")[0]["n"] == 0
-        assert smtp.inbox.messages == []
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, [*base, *args], catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
 
-        other = runner.invoke(cli, [*args, "--run-id", "replay-7"], catch_exceptions=False)
-        assert "0 matches" in other.output and "run replay-7" in other.output
+    dry = run("check", "--as-of", NOW)
+    assert "firing" in dry and "ticker=AAPL" in dry and "TSLA" not in dry
+    assert "1 events" in dry and "dry run" in dry and smtp.inbox.messages == []
+    assert "0 events" in run("check", "--as-of", NOW, "--run-id", "replay-7")
 
-        sent = runner.invoke(cli, [*args, "--notify"], catch_exceptions=False)
-        assert sent.exit_code == 0, sent.output
-        assert "[notified]" in sent.output and "1 sent" in sent.output
-        assert len(smtp.inbox.wait_for(1)) == 1
-        again = runner.invoke(cli, [*args, "--notify"], catch_exceptions=False)
-        assert "duplicate" in again.output and "0 sent" in again.output
-        assert len(smtp.inbox.messages) == 1
+    hist = run("test-rule", "neg", "--from", (AS_OF - timedelta(hours=2)).isoformat(),
+               "--to", (AS_OF + timedelta(hours=6)).isoformat())
+    assert "1 alerts fired, 1 resolved" in hist and "nothing written" in hist
+    assert "0 alerts" in run("list")
+    assert "no rule named nope" in run("test-rule", "nope", "--from", NOW, "--to", NOW,
+                                       code=2)
+
+    sent = run("check", "--as-of", NOW, "--notify")
+    assert "1 fired" in sent and "2 sent" in sent and len(smtp.inbox.wait_for(1)) == 1  # log+email
+    again = run("check", "--as-of", NOW, "--notify")
+    assert "0 fired" in again and "0 sent" in again and len(smtp.inbox.messages) == 1
+    listed = run("list", "--firing")
+    assert "ticker=AAPL" in listed and "[notified]" in listed and "1 alerts" in listed
+
+    added = run("silence", "add", "--key", "ticker=A*", "--for", "2h", "--comment", "earnings")
+    silence_id = added.split()[1]
+    assert "earnings" in run("silence", "list") and "1 silences" in run("silence", "list")
+    assert "removed" in run("silence", "remove", silence_id)
+    assert "0 silences" in run("silence", "list")
+    assert "no active silence" in run("silence", "remove", silence_id, code=1)
+
+
+def test_check_notify_exits_nonzero_when_delivery_fails(store_settings: ClickHouseSettings,
+                                                        tmp_path: Path) -> None:
+    with open_store(store_settings) as store:
+        migrate(store)
+        ScoredSink(store).write(burst_docs())
+    config = config_file(tmp_path, store_settings, free_port())  # nothing listens there
+    result = CliRunner().invoke(cli, ["--config", str(config), "alerts", "check", "--as-of",
+                                      NOW, "--notify"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    assert "1 failed" in result.output and "email to ops@example.com" in result.output
 
 
 def test_run_service_mails_and_stops_on_sigterm(clickhouse_server: ClickHouseServer,
@@ -74,22 +99,24 @@ def test_run_service_mails_and_stops_on_sigterm(clickhouse_server: ClickHouseSer
     try:
         with open_store(ch) as store:
             migrate(store)
-            now = window_end_for(datetime.now(UTC))
+            # the burst ends in the minute before last: closed (with 60 s lateness) right away
+            now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
             ScoredSink(store).write(stream("AAPL", baseline_neg=0.1, window_docs=10,
                                            window_neg=9, as_of=now))
-        env = {**os.environ, "FINSENTRY_CONFIG": str(config_file(tmp_path, ch, smtp.port))}
+        env = {**os.environ, "FINSENTRY_CONFIG": str(config_file(tmp_path, ch, smtp.port)),
+               "FINSENTRY_ALERTS__ALLOWED_LATENESS_S": "0"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "finsentry", "alerts", "run", "--interval", "1"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             messages = smtp.inbox.wait_for(1, timeout=90)
-            time.sleep(3)  # a few more 1 s cycles: realert must keep them quiet
+            time.sleep(3)  # a few more 1 s cycles: nothing new
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert len(messages) == 1 and "AAPL" in messages[0]["Subject"], err
-        assert "stopping" in err and "1 sent" in err and "0 sent" in err, err  # later cycles
+        assert "stopping" in err and "2 sent" in err and "0 sent" in err, err
     finally:
         with open_store(ch) as store:
             store.execute(f"DROP DATABASE IF EXISTS {ch.database}")

@@ -1,31 +1,37 @@
 """The alert engine end to end: real ClickHouse (chdb and the 18.16 server, via the parametrised
-`store_settings` fixture) and a real SMTP server (aiosmtpd) - nothing mocked."""
+`store_settings` fixture), documents written through the real ScoredSink (so the rollup the
+rules read is the materialized view's), a real SMTP server (aiosmtpd) and a real local HTTP
+server for the webhook - nothing mocked."""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
 from finsentry.alerts.engine import AlertEngine
+from finsentry.alerts.state import add_silence
 from finsentry.config import AlertSettings, ClickHouseSettings
 from finsentry.store import ScoredSink, Store, migrate, open_store
-from tests.alerts.conftest import AS_OF, HOSTILE, SmtpServer, burst_docs, quiet_docs
+from tests.alerts.conftest import AS_OF, HOSTILE, SmtpServer, burst_docs, quiet_docs, stream
 
-RULE = {"type": "negative_spike", "name": "aapl-spike", "group_by": ["ticker"],
-        "window_minutes": 15, "baseline_minutes": 1440, "threshold": 0.5, "min_docs": 5,
-        "baseline_factor": 2.0, "realert_minutes": 60}
+RULE = {"type": "significance", "name": "neg", "group_by": ["ticker"], "baseline_hours": 24,
+        "warmup_minutes": 60, "history_minutes": 1440, "p_value": 1e-4, "realert_minutes": 360}
+NOW = AS_OF + timedelta(seconds=61)  # minute 11:59 closed, lateness passed
 
 
 def alert_settings(port: int, **extra: Any) -> AlertSettings:
     return AlertSettings.model_validate({
         "smtp_port": port, "mail_to": ["ops@example.com"], "notifiers": ["email"],
         "smtp_retry_attempts": 2, "smtp_retry_max_wait_s": 0.1, "smtp_timeout_s": 5,
-        "rules": [RULE], **extra})
+        "retry_backoff_s": 30, "rules": [RULE], **extra})
 
 
 @pytest.fixture
@@ -41,99 +47,152 @@ def part(msg: EmailMessage, subtype: str) -> str:
     return str(body.get_content())
 
 
-def alert_rows(store: Store) -> list[dict[str, Any]]:
-    return store.query("SELECT * FROM alerts FINAL WHERE run_id = %(run)s ORDER BY alert_id",
+def rows(store: Store, table: str = "alerts") -> list[dict[str, Any]]:
+    final = "" if table == "alert_cycles" else " FINAL"
+    order = "cycle_at" if table == "alert_cycles" else "alert_id"
+    return store.query(f"SELECT * FROM {table}{final} WHERE run_id = %(run)s ORDER BY {order}",
                        {"run": "live"})
 
 
-def test_burst_mails_once_with_escaped_headline(db: Store, smtp: SmtpServer) -> None:
+def test_burst_mails_once_with_evidence(db: Store, smtp: SmtpServer) -> None:
     ScoredSink(db).write(burst_docs())
     engine = AlertEngine(alert_settings(smtp.port), db, "live")
 
-    report = engine.cycle(AS_OF)
-    assert [o.match.scope for o in report.outcomes] == [{"ticker": "AAPL"}]
-    outcome = report.outcomes[0]
-    assert outcome.status == "new" and outcome.notified, outcome.errors
-    assert outcome.match.doc_count == 10
-    assert outcome.match.value == pytest.approx(0.8)
-    assert outcome.match.baseline == pytest.approx(0.1)
-
+    report = engine.cycle(NOW)
+    assert [(e.state, e.group_key) for e in report.events] == [("firing", "ticker=AAPL")]
+    assert report.sent == 1 and report.failed == 0
     (msg,) = smtp.inbox.wait_for(1)
-    assert "aapl-spike" in msg["Subject"] and "AAPL" in msg["Subject"]
-    assert msg["To"] == "ops@example.com"
+    subject = msg["Subject"]
+    assert subject.startswith("[finsentry] neg: AAPL negative share ") and "→ 80%" in subject
+    assert "p < " in subject and "15 min" in subject
     html, text = part(msg, "html"), part(msg, "plain")
     assert "<script>" not in html and "<b>plunge" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; AAPL &amp; co" in html
-    assert HOSTILE in text  # the plain-text part carries the headline as it was written
-    assert "https://news.example.com/AAPL/" in html
+    assert HOSTILE in text and "https://news.example.com/AAPL/" in html
+    assert "/d/finsentry-overview?var-ticker=AAPL" in html
+    images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1 and images[0].get_content()[:4] == b"\x89PNG"
+    assert msg["Message-ID"] == f"<{report.events[0].alert_id}.firing@finsentry>"
 
-    # same window again (a re-run): duplicate; five minutes on: suppressed by realert
-    again = engine.cycle(AS_OF)
-    assert [o.status for o in again.outcomes] == ["duplicate"]
-    later = engine.cycle(AS_OF + timedelta(minutes=5))
-    assert [o.status for o in later.outcomes] == ["suppressed"]
-    assert len(smtp.inbox.messages) == 1
+    (row,) = rows(db)
+    assert (row["rule"], row["group_key"], row["ticker"], row["state"]) == \
+        ("neg", "ticker=AAPL", "AAPL", "firing")
+    assert row["event_time"] == AS_OF - timedelta(minutes=1) and row["notified"] == 1
+    assert row["doc_count"] == 10 and row["value"] == pytest.approx(0.8)
+    assert 0 < row["p_value"] < 1e-4 and row["silenced"] == 0
+    (cycle,) = rows(db, "alert_cycles")
+    assert (cycle["rule"], cycle["fired"], cycle["notified"], cycle["keys"]) == ("neg", 1, 1, 4)
 
-    (row,) = alert_rows(db)
-    assert (row["rule"], row["ticker"], row["notified"]) == ("aapl-spike", "AAPL", 1)
-    assert row["alert_id"] == outcome.match.alert_id
-    assert row["window_end"] == AS_OF and row["window_start"] == AS_OF - timedelta(minutes=15)
-
-    # a fresh engine (a restart) reads its realert state from the table
+    # the same minute again, then a restart: nothing new, nothing re-sent
+    assert engine.cycle(NOW).events == []
     restarted = AlertEngine(alert_settings(smtp.port), db, "live")
-    assert [o.status for o in restarted.evaluate(AS_OF + timedelta(minutes=3))] == ["suppressed"]
-
-
-def test_smtp_down_is_retried_next_cycle(db: Store, smtp_down: SmtpServer,
-                                         caplog: pytest.LogCaptureFixture) -> None:
-    ScoredSink(db).write(burst_docs())
-    engine = AlertEngine(alert_settings(smtp_down.port, notifiers=["log", "email"]), db, "live")
-    caplog.set_level(logging.WARNING, logger="finsentry.alerts")
-
-    first = engine.cycle(AS_OF)
-    (outcome,) = first.outcomes
-    assert outcome.status == "new" and not outcome.notified
-    assert any("aapl-spike" in e and "email" in e for e in outcome.errors), outcome.errors
-    (row,) = alert_rows(db)
-    assert row["notified"] == 0 and '"log": "ok"' in row["notify_status"]
-    assert sum("ALERT aapl-spike" in r.message for r in caplog.records) == 1
-
-    smtp_down.start()
-    second = engine.cycle(AS_OF + timedelta(minutes=1))
-    assert (second.retried, second.retried_ok) == (1, 1)
-    assert [o.status for o in second.outcomes] == ["suppressed"]
-    (msg,) = smtp_down.inbox.wait_for(1)
-    assert "AAPL" in msg["Subject"]
-    assert "&lt;script&gt;" in part(msg, "html")  # examples re-read
-    (row,) = alert_rows(db)
-    assert row["notified"] == 1
-    # the log notifier had already succeeded: the retry did not log the alert again
-    assert sum("ALERT aapl-spike" in r.message for r in caplog.records) == 1
-
-    third = engine.cycle(AS_OF + timedelta(minutes=2))
-    assert third.retried == 0 and len(smtp_down.inbox.messages) == 1
+    later = restarted.cycle(NOW + timedelta(hours=5))
+    assert [e.state for e in later.events] == ["resolved"]  # even the 4 h window moved on
+    assert len(smtp.inbox.messages) == 1  # notify_resolved is off
+    assert rows(db)[0]["state"] == "resolved"
 
 
 def test_quiet_stream_fires_nothing(db: Store, smtp: SmtpServer) -> None:
     ScoredSink(db).write(quiet_docs())
-    engine = AlertEngine(alert_settings(smtp.port), db, "live")
-    report = engine.cycle(AS_OF)
-    assert report.outcomes == [] and report.sent == 0
-    assert alert_rows(db) == []
+    report = AlertEngine(alert_settings(smtp.port), db, "live").cycle(NOW)
+    assert report.events == [] and rows(db) == [] and smtp.inbox.messages == []
+
+
+def test_one_round_is_one_email_and_silences_hold(db: Store, smtp: SmtpServer) -> None:
+    docs = burst_docs() + stream("GME", baseline_neg=0.1, window_docs=12, window_neg=10,
+                                 start=5000)
+    ScoredSink(db).write(docs)
+    add_silence(db, "neg", "ticker=GME", AS_OF + timedelta(hours=1), "known: meme stock")
+    settings = alert_settings(smtp.port, rules=[{**RULE, "notify_resolved": True}])
+    engine = AlertEngine(settings, db, "live")
+    report = engine.cycle(NOW)
+    assert sorted(e.group_key for e in report.events) == ["ticker=AAPL", "ticker=GME"]
+    assert report.rules[0].silenced == 1 and report.sent == 1
+    by_key = {r["group_key"]: r for r in rows(db)}
+    assert by_key["ticker=GME"]["silenced"] == 1 and by_key["ticker=AAPL"]["silenced"] == 0
+
+    add_silence(db, "", "", AS_OF + timedelta(hours=6), "maintenance")  # all rules, all keys
+    smtp.inbox.messages.clear()
+    engine.cycle(NOW + timedelta(hours=5))  # both resolve: silenced, so not mailed
     assert smtp.inbox.messages == []
 
 
-def test_other_run_and_scopes(db: Store, smtp: SmtpServer) -> None:
-    """Rows of another run id are invisible; mean_score and topic+source scopes work too."""
-    ScoredSink(db).write(burst_docs())
-    assert AlertEngine(alert_settings(smtp.port), db, "replay-1").evaluate(AS_OF) == []
+def test_grouped_round(db: Store, smtp: SmtpServer) -> None:
+    docs = burst_docs() + stream("GME", baseline_neg=0.1, window_docs=12, window_neg=10,
+                                 start=5000)
+    ScoredSink(db).write(docs)
+    report = AlertEngine(alert_settings(smtp.port), db, "live").cycle(NOW)
+    assert report.sent == 2
+    (msg,) = smtp.inbox.wait_for(1)
+    assert "(+1 more)" in msg["Subject"] and msg["Message-ID"].startswith("<g")
+    assert "AAPL" in part(msg, "plain") and "GME" in part(msg, "plain")
 
-    rule = {**RULE, "name": "topic-mean", "metric": "mean_score", "group_by": ["topic", "source"],
-            "threshold": 0.2, "baseline_factor": 1.5}
-    engine = AlertEngine(alert_settings(smtp.port, rules=[rule]), db, "live")
-    (outcome,) = engine.evaluate(AS_OF)
-    assert outcome.match.scope == {"topic": "markets", "source": "test-wire"}
-    # window: 19 of 33 negative (score -0.85), the rest +0.85 or 0
-    assert outcome.match.value > 0.2 and outcome.match.doc_count == 33
-    assert len(outcome.match.examples) == 5
-    assert all(e.score < 0 for e in outcome.match.examples)
+
+def test_smtp_down_then_up_delivers_once_across_restart(
+        db: Store, smtp_down: SmtpServer, caplog: pytest.LogCaptureFixture) -> None:
+    ScoredSink(db).write(burst_docs())
+    settings = alert_settings(smtp_down.port, notifiers=["log", "email"])
+    caplog.set_level(logging.WARNING, logger="finsentry.alerts")
+    first = AlertEngine(settings, db, "live").cycle(NOW)
+    assert first.sent == 1 and first.failed == 1  # log ok, email refused
+    assert any("neg" in e and str(smtp_down.port) in e for e in first.errors)
+    (row,) = rows(db)
+    assert row["notified"] == 0
+    status = {d["notifier"]: d["status"] for d in rows(db, "alert_deliveries")}
+    assert status == {"log": "sent", "email": "failed"}
+
+    smtp_down.start()
+    restarted = AlertEngine(settings, db, "live")  # a restart while SMTP was down
+    early = restarted.cycle(NOW + timedelta(seconds=10))  # before the backoff ends
+    assert early.sent == 0 and smtp_down.inbox.messages == []
+    later = restarted.cycle(NOW + timedelta(minutes=1))
+    assert later.sent == 1
+    (msg,) = smtp_down.inbox.wait_for(1)
+    assert "AAPL" in msg["Subject"] and "&lt;script&gt;" in part(msg, "html")
+    assert rows(db)[0]["notified"] == 1
+    AlertEngine(settings, db, "live").cycle(NOW + timedelta(minutes=2))
+    assert len(smtp_down.inbox.messages) == 1
+    assert sum("ALERT firing" in r.message for r in caplog.records) == 1  # log: once
+
+
+class _Hook(BaseHTTPRequestHandler):
+    bodies: list[dict[str, Any]] = []
+    headers_seen: list[str] = []
+    fail_first = 0
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if _Hook.fail_first > 0:
+            _Hook.fail_first -= 1
+            self.send_response(503)
+        else:
+            _Hook.bodies.append(json.loads(body))
+            _Hook.headers_seen.append(str(self.headers["X-Finsentry-Message-Id"]))
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_webhook_retried_then_delivered_once(db: Store) -> None:
+    ScoredSink(db).write(burst_docs())
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Hook.bodies, _Hook.headers_seen, _Hook.fail_first = [], [], 2  # both tries of cycle 1
+    try:
+        settings = AlertSettings.model_validate({
+            "notifiers": ["webhook"], "webhook_format": "alertmanager",
+            "webhook_url": f"http://127.0.0.1:{server.server_port}/hook",
+            "smtp_retry_attempts": 2, "smtp_retry_max_wait_s": 0.1, "rules": [RULE]})
+        assert AlertEngine(settings, db, "live").cycle(NOW).failed == 1
+        assert AlertEngine(settings, db, "live").cycle(NOW + timedelta(minutes=1)).sent == 1
+        AlertEngine(settings, db, "live").cycle(NOW + timedelta(minutes=2))
+    finally:
+        server.shutdown()
+    (body,) = _Hook.bodies
+    assert body["version"] == "4" and body["status"] == "firing"
+    (alert,) = body["alerts"]
+    assert alert["labels"] == {"alertname": "neg", "severity": "warning", "ticker": "AAPL"}
+    assert _Hook.headers_seen == [body["groupKey"]]
