@@ -53,6 +53,7 @@ class DemoSummary:
             f"({self.seconds:.1f} s from first to last batch)",
             f"models: {self.model}",
             self.burst_line,
+            *([str(self.extra["alert"])] if "alert" in self.extra else []),
             "sentiment: " + ", ".join(f"{k} {v}" for k, v in self.sentiments.items()),
             "topics:",
             *[f"  {v:5d}  {k or '(none)'}" for k, v in self.topics.items()],
@@ -159,6 +160,12 @@ def _summarise(store: Any, settings: Settings, sample: SampleStream, produced: i
         extra={"burst_negative": int(burst["neg"]), "burst_total": int(burst["n"])},
     )
     _report(store, run_id, sample, out_dir, report)
+    from finsentry.alerts.demo import evaluate_demo
+
+    summary.extra["alert"] = evaluate_demo(
+        store, settings, run_id, sample.documents[0].published_at,
+        sample.documents[-1].published_at, sample.burst_ticker, sample.burst_start,
+        sample.burst_end, out_dir)
     return summary
 
 
