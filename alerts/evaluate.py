@@ -44,20 +44,32 @@ if TYPE_CHECKING:
     from finsentry.store import Store
 
 _FETCH_SQL = """
-SELECT {outer_keys}groupArray(m) AS ms, groupArray(d) AS ds, groupArray(n) AS ns,
-       groupArray(s) AS ss, groupArray(r) AS rs
+SELECT {outer_keys}{arrays}
 FROM (
-    SELECT {inner_keys}toUInt32(intDiv(toUInt32(minute), 60)) AS m,
-           toUInt32(sum({measure})) AS d,
-           toUInt32(sumIf({measure}, sentiment = 'negative')) AS n,
-           toFloat64(round(sum(score_sum) * 1000000)) AS s,
-           toUInt32(sum(docs)) AS r
+    SELECT {inner_keys}toUInt64(intDiv(toUInt32(minute), 60) - %(lo_min)s) AS m,
+           toUInt64(least(sum({measure}), 1048575)) AS d,
+           toUInt64(least(sumIf({measure}, sentiment = 'negative'), 1048575)) AS n,
+           toInt64(round(sum(score_sum) * 1000000)) AS s,
+           toUInt64(sum(docs)) AS r
     FROM sentiment_rollup
     WHERE run_id = %(run_id)s
       AND minute >= toDateTime(%(lo)s, 'UTC') AND minute < toDateTime(%(hi)s, 'UTC'){filters}
     GROUP BY {group_inner}m
 ){group_outer}
 """
+
+# Per key, minute offset, documents and negatives packed in one integer per minute (40 + 20 +
+# 20 bits; counts capped at 2^20 - 1 per key-minute), as comma-joined text that numpy parses in
+# C: no Python object per key-minute. Score sums and ticker rows only for mean_score rules.
+_PACKED = ("arrayStringConcat(arrayMap(x -> toString(x), groupArray(bitOr(bitOr(bitShiftLeft(m, "
+           "40), bitShiftLeft(d, 20)), n))), ',') AS packed")
+_SCORES = ", ".join(
+    f"arrayStringConcat(arrayMap(x -> toString(x), groupArray({c})), ',') AS {c}s"
+    for c in ("s", "r"))
+
+
+def _column(text: str) -> np.ndarray:
+    return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, dtype=np.int64)
 
 
 def build_rule(spec: RuleSpec) -> Rule:
@@ -94,7 +106,8 @@ def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> F
     f = spec.filter
     by_ticker = "ticker" in keys or bool(f.tickers)
     clauses: list[str] = []
-    params: dict[str, Any] = {"run_id": run_id, "lo": minute_dt(lo), "hi": minute_dt(end)}
+    params: dict[str, Any] = {"run_id": run_id, "lo": minute_dt(lo), "hi": minute_dt(end),
+                              "lo_min": lo}
     for column, values in (("topic", f.topics), ("ticker", f.tickers), ("source", f.sources),
                            ("language", f.languages)):
         if values:
@@ -107,8 +120,10 @@ def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> F
         clauses.append("novelty_tenths >= %(min_nov)s")
         params["min_nov"] = math.floor(f.min_novelty * 10 + 1e-9)
     cols = "".join(f"{k}, " for k in keys)  # Literal-validated column names, never user text
+    scores = spec.metric == "mean_score"
     sql = _FETCH_SQL.format(
-        outer_keys=cols, inner_keys=cols, measure="docs" if by_ticker else "docs_once",
+        arrays=_PACKED + (", " + _SCORES if scores else ""), outer_keys=cols, inner_keys=cols,
+        measure="docs" if by_ticker else "docs_once",
         filters="".join(f"\n      AND {c}" for c in clauses), group_inner=cols,
         group_outer=f"\nGROUP BY {', '.join(keys)}\nORDER BY {', '.join(keys)}" if keys else "")
     rows = store.query(sql, params)
@@ -116,12 +131,18 @@ def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> F
     total = _empty(out.minutes, lo)
     for row in rows:
         key = {k: str(row[k]) for k in keys}
-        if not all(key.values()) or not row["ms"]:
+        if not all(key.values()) or not row["packed"]:
             continue  # '' = documents naming no ticker/topic: not a key to alert on
-        ix = np.asarray(row["ms"], dtype=np.int64) - lo
+        packed = _column(str(row["packed"]))
+        ix = packed >> 40
         data = _empty(out.minutes, lo)
-        for name, column in (("docs", "ds"), ("neg", "ns"), ("score", "ss"), ("rows", "rs")):
-            getattr(data, name)[ix] = np.asarray(row[column], dtype=np.float64).astype(np.int64)
+        data.docs[ix] = (packed >> 20) & 0xFFFFF
+        data.neg[ix] = packed & 0xFFFFF
+        if scores:
+            data.score[ix] = _column(str(row["ss"]))
+            data.rows[ix] = _column(str(row["rs"]))
+        else:
+            data.rows[ix] = data.docs[ix]
         for name in ("docs", "neg", "score", "rows"):
             getattr(total, name)[ix] += getattr(data, name)[ix]
         out.keys.append(key)

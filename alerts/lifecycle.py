@@ -77,11 +77,13 @@ class Lifecycle:
     def _keep(self, held: np.ndarray, first_minute: int, st: KeyState) -> np.ndarray:
         """The condition counts as holding up to keep_firing minutes after it last held."""
         n = len(held)
+        true_idx = np.flatnonzero(held)
+        if not true_idx.size and st.last_held is None:
+            return held
         idx = np.arange(n)
         last = np.maximum.accumulate(np.where(held, idx, -(10**12)))
         if st.last_held is not None:
             last = np.maximum(last, st.last_held - first_minute)
-        true_idx = np.flatnonzero(held)
         if true_idx.size:
             st.last_held = first_minute + int(true_idx[-1])
         elif st.last_held is not None and first_minute + n - st.last_held > \

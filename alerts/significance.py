@@ -38,7 +38,7 @@ class SignificanceSpec(RuleSpec):
     p_value: float | None = Field(None, gt=0, lt=1, description="Fixed tail-probability "
                                   "threshold; unset = from false_alarms_per_key_day")
     false_alarms_per_key_day: float = Field(0.01, gt=0, le=10, description="False-alarm budget")
-    min_ratio: float = Field(2.0, ge=1, description="Window share >= min_ratio x baseline")
+    min_ratio: float = Field(1.5, ge=1, description="Window share >= min_ratio x baseline")
     min_share: float = Field(0.0, ge=0, le=1, description="Absolute floor on the window share")
     min_negatives: int = Field(4, ge=1, description="Absolute floor on negative documents")
     baseline_hours: int = Field(72, ge=1, le=24 * 60, description="Baseline lookback (hours)")
@@ -104,8 +104,13 @@ class SignificanceRule(Rule):
         spec = self.spec
         prior: np.ndarray | float = spec.prior_rate
         if total is not None:
-            prior = _pooled(_hourly(total.docs), _hourly(total.neg), spec.baseline_hours,
-                            spec.prior_rate, 1.0, spec.trim_p)
+            cached = getattr(self, "_prior", None)
+            if cached is not None and cached[0] is total:
+                prior = cached[1]
+            else:  # the same for every key of one fetch: computed once
+                prior = _pooled(_hourly(total.docs), _hourly(total.neg), spec.baseline_hours,
+                                spec.prior_rate, 1.0, spec.trim_p)
+                self._prior = (total, prior)
         return _pooled(_hourly(data.docs), _hourly(data.neg), spec.baseline_hours, prior,
                        spec.prior_docs, spec.trim_p)
 
@@ -115,30 +120,50 @@ class SignificanceRule(Rule):
         idx = np.arange(first_eval, first_eval + n)
         rates = self.baseline_rates(data, total)
         p0 = rates[(idx - max(self.windows) + 1) // 60]
+        cs_d = np.concatenate(([0], np.cumsum(data.docs)))
+        cs_n = np.concatenate(([0], np.cumsum(data.neg)))
+
+        def window(cs: np.ndarray, w: int) -> np.ndarray:
+            return cs[idx + 1] - cs[np.maximum(idx + 1 - w, 0)]
+
+        alpha = self.alpha
         best_p = np.ones(n)
         best_k = np.zeros(n, dtype=np.int64)
         best_n = np.zeros(n, dtype=np.int64)
         best_w = np.full(n, spec.window_minutes, dtype=np.int64)
-        head_n = rolling(data.docs, spec.window_minutes)[idx]
-        head_k = rolling(data.neg, spec.window_minutes)[idx]
         for w in self.windows:
-            nd = rolling(data.docs, w)[idx]
-            nk = rolling(data.neg, w)[idx]
+            nd, nk = window(cs_d, w), window(cs_n, w)
             ok = (nk >= spec.min_negatives) & (nk >= spec.min_ratio * p0 * nd) & \
                 (nk >= spec.min_share * nd) & (nd > 0)
             p = np.ones(n)
             if ok.any():
-                p[ok] = binom.sf(nk[ok] - 1, nd[ok], p0[ok])
+                p[ok] = _tail(nk[ok], nd[ok], p0[ok], alpha)
             better = p < best_p
             best_p[better], best_k[better], best_n[better] = p[better], nk[better], nd[better]
             best_w[better] = w
-        quiet = best_p >= self.alpha  # report the headline window where nothing is significant
-        best_k[quiet], best_n[quiet] = head_k[quiet], head_n[quiet]
+        quiet = best_p >= alpha  # report the headline window where nothing is significant
+        best_k[quiet] = window(cs_n, spec.window_minutes)[quiet]
+        best_n[quiet] = window(cs_d, spec.window_minutes)[quiet]
         best_w[quiet] = spec.window_minutes
         warm = self.seen(data.docs, first_eval, n, spec.warmup_minutes)
-        held = (best_p < self.alpha) & warm
+        held = (best_p < alpha) & warm
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(best_n > 0, best_k / np.maximum(best_n, 1), np.nan)
         return Conditions(held=held, value=value, baseline=p0,
-                          threshold=np.full(n, self.alpha), p_value=best_p, doc_count=best_n,
+                          threshold=np.full(n, alpha), p_value=best_p, doc_count=best_n,
                           window=best_w)
+
+
+def _tail(k: np.ndarray, n: np.ndarray, p: np.ndarray, alpha: float) -> np.ndarray:
+    """P(X >= k), X ~ Binomial(n, p): exact (scipy) where it may be below alpha; elsewhere the
+    Chernoff bound exp(-n KL(k/n || p)), an upper bound, since the tail is at least that bound
+    / (n + 1) and so cannot reach alpha there (saves most of the exact evaluations)."""
+    q = np.clip(k / n, 1e-12, 1 - 1e-12)
+    pp = np.clip(p, 1e-12, 1 - 1e-12)
+    kl = q * np.log(q / pp) + (1 - q) * np.log((1 - q) / (1 - pp))
+    bound = np.minimum(np.exp(-n * kl), 1.0)
+    out = bound.copy()
+    exact = bound / (n + 1) < alpha
+    if exact.any():
+        out[exact] = binom.sf(k[exact] - 1, n[exact], p[exact])
+    return out

@@ -21,7 +21,7 @@ MINUTES = DAYS * 1440
 def _load(store: Store) -> None:
     rng = np.random.default_rng(7)
     quiet = poisson_stream(rng, MINUTES, 1.0, 0.15)
-    burst = poisson_stream(rng, MINUTES, 1.0, 0.15, [(MINUTES - 90, MINUTES - 30, 0.7)])
+    burst = poisson_stream(rng, MINUTES, 1.0, 0.15, [(MINUTES - 400, MINUTES - 340, 0.7)])
     store.insert("sentiment_rollup", rollup_rows("live", "MSFT", *quiet)
                  + rollup_rows("live", "AAPL", *burst, relevance=9, novelty=3))
 
@@ -30,32 +30,32 @@ def test_range_equals_live_minute_by_minute(store: Store) -> None:
     _load(store)
     rule = RULES.validate_python({"type": "significance", "name": "neg", "for": 2,
                                   "notify_resolved": True})
-    start, end = T0 + timedelta(minutes=MINUTES - 150), T0 + timedelta(minutes=MINUTES)
+    start, end = T0 + timedelta(minutes=MINUTES - 450), T0 + timedelta(minutes=MINUTES)
     events = evaluate_range(store, rule, "live", start, end)
     assert [(e.state, e.group_key) for e in events] == [("firing", "ticker=AAPL"),
                                                        ("resolved", "ticker=AAPL")]
     fired = events[0]
-    assert start + timedelta(minutes=60) <= fired.event_time <= start + timedelta(minutes=75)
+    assert start + timedelta(minutes=50) <= fired.event_time <= start + timedelta(minutes=65)
     assert fired.value > 0.4 and fired.baseline < 0.25 and fired.p_value < 1e-5
 
     live, state = [], None
     minute = start
-    while minute < end:  # five-minute live cycles carrying the state
-        result = run_range(store, rule, "live", minute, minute + timedelta(minutes=5),
+    while minute < end:  # 15-minute live cycles carrying the state
+        result = run_range(store, rule, "live", minute, minute + timedelta(minutes=15),
                            state=state)
         live.extend(result.events)
-        state, minute = result.state, minute + timedelta(minutes=5)
+        state, minute = result.state, minute + timedelta(minutes=15)
     assert [(e.alert_id, e.state, e.event_time) for e in live] == \
         [(e.alert_id, e.state, e.event_time) for e in events]
 
     assert evaluate_range(store, rule, "replay-1", start, end) == []  # another run's rows
     series = metric_series(store, rule, "live", start, end, keys=["ticker=AAPL"])
-    assert len(series) == 150 and series["held"].sum() >= 2
+    assert len(series) == 450 and series["held"].sum() >= 2
 
 
 def test_filters_map_to_tenths(store: Store) -> None:
     _load(store)
-    start, end = T0 + timedelta(minutes=MINUTES - 150), T0 + timedelta(minutes=MINUTES)
+    start, end = T0 + timedelta(minutes=MINUTES - 450), T0 + timedelta(minutes=MINUTES)
     base = {"type": "significance", "name": "neg"}
     # floored to a tenth: 0.95 and 0.9 both mean relevance_tenths >= 9 (AAPL has 9)
     for extra, fires in (({"min_relevance": 1.0}, False), ({"min_relevance": 0.95}, True),
