@@ -58,7 +58,9 @@ def generate(keys: int, days: int, seed: int) -> tuple[dict[str, tuple[np.ndarra
     minutes = days * 1440
     hour = (np.arange(minutes) // 60) % 24
     diurnal = 0.25 + 0.75 * np.clip(np.sin(np.pi * (hour - 5) / 16), 0, None)  # 05-21 UTC
-    series, incidents, volumes = {}, [], {}
+    series: dict[str, tuple[np.ndarray, ...]] = {}
+    incidents: list[Incident] = []
+    volumes: dict[str, float] = {}
     for k in range(keys):
         name = f"K{k:03d}"
         volume = float(np.exp(rng.uniform(np.log(0.05), np.log(5.0))))

@@ -37,11 +37,13 @@ class Inbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelopes: list[list[str]] = []  # RCPT TO of each message
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         msg = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(msg, EmailMessage)
         self.messages.append(msg)
+        self.envelopes.append(list(envelope.rcpt_tos))
         return "250 OK"
 
     def wait_for(self, n: int, timeout: float = 30.0) -> list[EmailMessage]:
