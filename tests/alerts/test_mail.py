@@ -95,3 +95,31 @@ def test_accepted_but_late_reply_resends_same_message_id(store: Store) -> None:
         controller.stop()
     assert len(handler.messages) == 2  # at most once per acceptance: the one re-send ...
     assert handler.messages[0]["Message-ID"] == handler.messages[1]["Message-ID"]  # ... same id
+
+
+def test_smtp_login(tmp_path: Any) -> None:
+    """AUTH against aiosmtpd (plain connection here; STARTTLS needs a CA the test cannot make
+    the client trust without a setting, so it is not covered)."""
+    from aiosmtpd.smtp import AuthResult
+
+    seen: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                      data: Any) -> AuthResult:
+        seen.append((data.login, data.password))
+        return AuthResult(success=data.password == b"s3cret")
+
+    inbox = SmtpServer(free_port())
+    controller = Controller(inbox.inbox, hostname="127.0.0.1", port=inbox.port,
+                            authenticator=authenticator, auth_require_tls=False)
+    controller.start()
+    try:
+        settings = AlertSettings.model_validate({
+            "smtp_port": inbox.port, "mail_to": ["ops@example.com"], "smtp_user": "bot",
+            "smtp_password": "s3cret"})
+        e = event()
+        EmailNotifier(settings).send([Notice(event=e, run_id="live", subject=subject_line(e))],
+                                     "<m2@finsentry>", [])
+        assert len(inbox.inbox.wait_for(1)) == 1 and seen == [(b"bot", b"s3cret")]
+    finally:
+        controller.stop()
