@@ -124,6 +124,24 @@ def rolling(x: np.ndarray, w: int) -> np.ndarray:
     return cs[1:] - cs[lo]
 
 
+def prefix(x: np.ndarray) -> np.ndarray:
+    """Prefix sums with a leading 0: sum of x[a:b] = p[b] - p[a]."""
+    out = np.empty(len(x) + 1, dtype=np.int64)
+    out[0] = 0
+    np.cumsum(x, out=out[1:])
+    return out
+
+
+def window_sums(p: np.ndarray, first: int, n: int, w: int) -> np.ndarray:
+    """Sums over the w minutes ending at each of first..first+n-1, from prefix sums `p`
+    (slices, no gathers, when the data reaches back far enough - it does for fetched data)."""
+    lo = first + 1 - w
+    if lo >= 0:
+        return p[first + 1:first + n + 1] - p[lo:lo + n]
+    idx = np.arange(first, first + n)
+    return p[idx + 1] - p[np.maximum(idx + 1 - w, 0)]
+
+
 def window_metric(metric: Metric, docs: np.ndarray, neg: np.ndarray, score: np.ndarray,
                   rows: np.ndarray) -> np.ndarray:
     """The metric from (window) sums; share/mean are NaN where there are no documents."""
@@ -211,11 +229,17 @@ class Rule(ABC):
                    total: KeyData | None = None) -> Conditions:
         """Conditions for the n minutes starting at index `first_eval` of `data`."""
 
-    def seen(self, docs: np.ndarray, first_eval: int, n: int, gap: int) -> np.ndarray:
-        """Whether the key had documents in [m - history + 1, m - gap] for each evaluated m."""
-        seen_sum = rolling(docs, max(self.spec.history_minutes - gap, 1))
-        idx = np.arange(first_eval, first_eval + n) - gap
+    def seen(self, docs: np.ndarray, first_eval: int, n: int, gap: int,
+             p: np.ndarray | None = None) -> np.ndarray:
+        """Whether the key had documents in [m - history + 1, m - gap] for each evaluated m
+        (`p` = prefix(docs) when the caller has it)."""
+        p = prefix(docs) if p is None else p
+        span = max(self.spec.history_minutes - gap, 1)
+        start = first_eval - gap
+        if start >= 0:
+            return window_sums(p, start, n, span) > 0
         out = np.zeros(n, dtype=bool)
-        ok = idx >= 0
-        out[ok] = seen_sum[idx[ok]] > 0
+        k = -start  # evaluated minutes whose m - gap falls before the data
+        if k < n:
+            out[k:] = window_sums(p, 0, n - k, span) > 0
         return out

@@ -27,7 +27,15 @@ import numpy as np
 from pydantic import Field
 from scipy.stats import binom
 
-from finsentry.alerts.base import Conditions, KeyData, Rule, RuleSpec, rolling
+from finsentry.alerts.base import (
+    Conditions,
+    KeyData,
+    Rule,
+    RuleSpec,
+    prefix,
+    rolling,
+    window_sums,
+)
 
 
 class SignificanceSpec(RuleSpec):
@@ -120,11 +128,10 @@ class SignificanceRule(Rule):
         idx = np.arange(first_eval, first_eval + n)
         rates = self.baseline_rates(data, total)
         p0 = rates[(idx - max(self.windows) + 1) // 60]
-        cs_d = np.concatenate(([0], np.cumsum(data.docs)))
-        cs_n = np.concatenate(([0], np.cumsum(data.neg)))
+        cs_d, cs_n = prefix(data.docs), prefix(data.neg)
 
         def window(cs: np.ndarray, w: int) -> np.ndarray:
-            return cs[idx + 1] - cs[np.maximum(idx + 1 - w, 0)]
+            return window_sums(cs, first_eval, n, w)
 
         alpha = self.alpha
         best_p = np.ones(n)
@@ -145,7 +152,7 @@ class SignificanceRule(Rule):
         best_k[quiet] = window(cs_n, spec.window_minutes)[quiet]
         best_n[quiet] = window(cs_d, spec.window_minutes)[quiet]
         best_w[quiet] = spec.window_minutes
-        warm = self.seen(data.docs, first_eval, n, spec.warmup_minutes)
+        warm = self.seen(data.docs, first_eval, n, spec.warmup_minutes, cs_d)
         held = (best_p < alpha) & warm
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(best_n > 0, best_k / np.maximum(best_n, 1), np.nan)
