@@ -1,7 +1,8 @@
 """The demo's alert step: the default rules over the demo run, the burst check, the email.
 
-`finsentry demo` calls `evaluate_demo` once after its worker stored the run. The demo stream is
-a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers the short
+`finsentry demo` calls `evaluate_demo` once after its worker stored the run, with the
+configured rules, or the shipped defaults (alerts/defaults.py) when none are configured. The
+demo stream is a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers the short
 history); every other rule setting is the configured one. Writes the rendered alert email next
 to the report (`alert-<run>.eml` and `alert-<run>.html`, chart inline) and returns the line to
 print: the alert's subject, or what differed from "exactly one alert, for the burst ticker".
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING
 from finsentry.alerts.evaluate import build_rule, evaluate_range
 from finsentry.alerts.evidence import notice_for
 from finsentry.alerts.mail import render
-from finsentry.alerts.rulefiles import load_rules
+from finsentry.alerts.defaults import DEFAULT_RULES
+from finsentry.alerts.rulefiles import load_rules, parse_rule
 from finsentry.alerts.state import alert_row
 from finsentry.sanitize import inert
 
@@ -33,9 +35,11 @@ def evaluate_demo(store: Store, settings: Settings, run_id: str, start: datetime
                   end: datetime, burst_ticker: str, burst_start: datetime,
                   burst_end: datetime, out_dir: Path) -> str:
     """Evaluate, check and render; returns the line the demo prints."""
+    specs = load_rules(settings.alerts) or [parse_rule(r, f"default rule {r['name']}")
+                                            for r in DEFAULT_RULES]
     rules = [build_rule(s.model_copy(update={
         "warmup_minutes": min(s.warmup_minutes, DEMO_WARMUP_MINUTES)}))
-        for s in load_rules(settings.alerts) if s.enabled]
+        for s in specs if s.enabled]
     fired: list[tuple[AlertEvent, Rule]] = []
     for rule in rules:
         fired += [(e, rule) for e in evaluate_range(store, rule, run_id, start, end)

@@ -80,3 +80,12 @@ def test_email_needs_recipients() -> None:
     engine = AlertEngine(settings, store=None, run_id="live")  # type: ignore[arg-type]
     with pytest.raises(AlertError, match="rule s: .*mail_to is empty"):
         engine.check_notifiers()
+
+
+def test_shipped_rules_are_the_defaults() -> None:
+    from finsentry.alerts.defaults import DEFAULT_RULES
+    from finsentry.alerts.rulefiles import parse_rule
+
+    root = Path(__file__).resolve().parents[2]
+    shipped = load_settings(root / "deploy" / "finsentry.toml").alerts.rules
+    assert shipped == [parse_rule(r, "default") for r in DEFAULT_RULES]
