@@ -2,8 +2,8 @@
 
 `finsentry demo` calls `evaluate_demo` once after its worker stored the run, with the
 configured rules, or the shipped defaults (alerts/defaults.py) when none are configured. The
-demo stream is a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers the short
-history); every other rule setting is the configured one. Writes the rendered alert email next
+demo stream is a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers
+the short history); every other rule setting is the configured one. Writes the rendered alert email next
 to the report (`alert-<run>.eml` and `alert-<run>.html`, chart inline) and returns the line to
 print: the alert's subject, or what differed from "exactly one alert, for the burst ticker".
 """
@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from finsentry.alerts.defaults import DEFAULT_RULES
 from finsentry.alerts.evaluate import build_rule, evaluate_range
 from finsentry.alerts.evidence import notice_for
 from finsentry.alerts.mail import render
-from finsentry.alerts.defaults import DEFAULT_RULES
 from finsentry.alerts.rulefiles import load_rules, parse_rule
 from finsentry.alerts.state import alert_row
 from finsentry.sanitize import inert
