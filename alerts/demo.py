@@ -3,9 +3,10 @@
 `finsentry demo` calls `evaluate_demo` once after its worker stored the run, with the
 configured rules, or the shipped defaults (alerts/defaults.py) when none are configured. The
 demo stream is a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers
-the short history); every other rule setting is the configured one. Writes the rendered alert email next
-to the report (`alert-<run>.eml` and `alert-<run>.html`, chart inline) and returns the line to
-print: the alert's subject, or what differed from "exactly one alert, for the burst ticker".
+the short history); every other rule setting is the configured one. Writes the rendered
+alert email next to the report (`alert-<run>.eml` and `alert-<run>.html`, chart inline) and
+returns the line to print: the alert's subject, or what differed from "exactly one alert,
+for the burst ticker".
 """
 
 from __future__ import annotations
