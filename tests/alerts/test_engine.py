@@ -196,3 +196,31 @@ def test_webhook_retried_then_delivered_once(db: Store) -> None:
     (alert,) = body["alerts"]
     assert alert["labels"] == {"alertname": "neg", "severity": "warning", "ticker": "AAPL"}
     assert _Hook.headers_seen == [body["groupKey"]]
+
+
+def test_history_run_keeps_its_own_state_and_resets(db: Store, smtp: SmtpServer) -> None:
+    import time
+
+    from finsentry.alerts.state import reset_state
+
+    docs = burst_docs()
+    ScoredSink(db).write(docs)
+    replay = [d.model_copy(update={"run_id": "replay-1"}) for d in docs]
+    ScoredSink(db).write(replay)
+    settings = alert_settings(smtp.port, notifiers=["log"])
+    AlertEngine(settings, db, "live").cycle(NOW)
+    AlertEngine(settings, db, "replay-1").cycle(NOW)
+
+    def count(table: str, run: str) -> int:
+        return int(db.query(f"SELECT count() AS n FROM {table} FINAL WHERE run_id = %(run)s",
+                            {"run": run})[0]["n"])
+
+    assert count("alerts", "live") == count("alerts", "replay-1") == 1
+    assert reset_state(db, "replay-1") == 1
+    deadline = time.monotonic() + 20  # mutations are asynchronous on the 18.16 server
+    while count("alert_state", "replay-1") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    while count("alerts", "replay-1") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert count("alert_state", "replay-1") == count("alerts", "replay-1") == 0
+    assert count("alert_state", "live") == count("alerts", "live") == 1
