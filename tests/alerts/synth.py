@@ -37,8 +37,11 @@ def fetched(series: dict[str, tuple[Any, Any]], first: int = T0_MIN,
     return out
 
 
+Incidents = tuple[tuple[int, int, float], ...] | list[tuple[int, int, float]]
+
+
 def poisson_stream(rng: np.random.Generator, minutes: int, rate: float, share: float,
-                   incidents: list[tuple[int, int, float]] = ()) -> tuple[np.ndarray, ...]:
+                   incidents: Incidents = ()) -> tuple[np.ndarray, np.ndarray]:
     """docs ~ Poisson(rate) per minute, negatives ~ Binomial(docs, share); incidents are
     (start, end, share) minute ranges with another share."""
     docs = rng.poisson(rate, minutes)

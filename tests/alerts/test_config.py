@@ -77,7 +77,7 @@ def test_email_needs_recipients() -> None:
     from finsentry.errors import AlertError
 
     settings = AlertSettings.model_validate({"rules": [{"type": "significance", "name": "s"}]})
-    engine = AlertEngine(settings, store=None, run_id="live")  # type: ignore[arg-type]
+    engine = AlertEngine(settings, store=None, run_id="live")
     with pytest.raises(AlertError, match="rule s: .*mail_to is empty"):
         engine.check_notifiers()
 

@@ -40,7 +40,7 @@ def test_demo_burst_fires_exactly_one_alert(store: Store, tmp_path: Path) -> Non
         probs = {"negative": 0.05, "neutral": 0.05, "positive": 0.05}
         probs[label] = 0.9
         scored.append(ScoredDocument(
-            document=d, sentiment=label, sentiment_probs=SentimentProbs(**probs),  # type: ignore[arg-type]
+            document=d, sentiment=label, sentiment_probs=SentimentProbs(**probs),
             score=probs["positive"] - probs["negative"], topic="markets",
             topic_probs={"markets": 0.9}, model_name="labels", model_version="0",
             run_id="demo-1"))
