@@ -202,6 +202,23 @@ class AlertSettings(Section):
         return names
 
 
+class ReplaySettings(Section):
+    """Replays and backtests: each replay is a run of its own (rows tagged with its run id,
+    published to its own topic), so live consumers and live aggregates never see it."""
+
+    topic_prefix: str = Field("finsentry.replay", pattern=r"^[A-Za-z0-9._-]{1,120}$",
+                              description="A replay publishes to <prefix>.<run id>, a topic no "
+                              "live worker consumes")
+    publish: bool = Field(True, description="Publish replayed documents to the run's topic "
+                          "(off: store only)")
+    batch_size: int = Field(256, ge=1, description="Documents per re-score call and insert")
+    kafka_lateness_s: float = Field(3600.0, ge=0, description="Kafka source: read messages up "
+                                    "to this long after --to (documents arrive after they are "
+                                    "published)")
+    match_grace_minutes: float = Field(30.0, ge=0, description="Backtest: an alert up to this "
+                                       "long after a labelled event's end still detects it")
+
+
 class Settings(BaseSettings):
     """Everything finsentry reads; env FINSENTRY_<SECTION>__<KEY> (FINSENTRY_KAFKA__PARTITIONS)."""
 
@@ -218,6 +235,7 @@ class Settings(BaseSettings):
     models: ModelSettings = Field(default_factory=ModelSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    replay: ReplaySettings = Field(default_factory=ReplaySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -39,3 +39,7 @@ class AlertError(FinsentryError):
 
 class DashboardError(FinsentryError):
     """Dashboards could not be built, pushed or previewed (the message names the panel or URL)."""
+
+
+class ReplayError(FinsentryError):
+    """A replay or backtest failed (the message names the run, source or rule)."""

@@ -18,6 +18,7 @@ from finsentry.records import utcnow
 from finsentry.store.base import Store
 from finsentry.store.metrics import CONSUMER_LAG_DDL, WORKER_BATCHES_DDL
 from finsentry.store.rollups import SENTIMENT_ROLLUP
+from finsentry.store.runs import RUNS_DDL
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "alert_silences", (ALERT_SILENCES_DDL,)),
     Migration(13, "alert_deliveries", (ALERT_DELIVERIES_DDL,)),
     Migration(14, "alert_cycles", (ALERT_CYCLES_DDL,)),
+    # 20-29 replay/runs: what each replay was made from and its resumable position.
+    Migration(20, "runs", (RUNS_DDL,)),
     # Pipeline health (finsentry.store.metrics): one row per worker batch, per partition read.
     Migration(30, "worker_batches", (WORKER_BATCHES_DDL,)),
     Migration(31, "consumer_lag", (CONSUMER_LAG_DDL,)),
