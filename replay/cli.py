@@ -157,12 +157,13 @@ def runs_list(settings: Settings) -> None:
     with open_store(settings.clickhouse) as store:
         migrate(store)
         runs = list_runs(store)
-    click.echo("run\tdocuments\tfrom\tto\tmodel\tcreated\tstatus")
+    click.echo("run  documents  from  to  model  created  status")
     for r in runs:
         span = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (r.first, r.last)]
         created = f"{r.created:%Y-%m-%d %H:%M:%S}" if r.created else "-"
-        click.echo(inert(f"{r.run_id}\t{r.documents}\t{span[0]}\t{span[1]}\t"
-                         f"{', '.join(r.models) or '-'}\t{created}\t{r.status or r.kind or '-'}"))
+        cells = [r.run_id, str(r.documents), span[0], span[1], ", ".join(r.models) or "-",
+                 created, r.status or r.kind or "-"]
+        click.echo("  ".join(inert(c) for c in cells))
 
 
 @runs_group.command("drop")

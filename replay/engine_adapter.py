@@ -100,7 +100,7 @@ class EngineEvaluator:
             return []
         cols = ", ".join(group)
         frame = store.query_df(
-            f"SELECT {cols}, minute, sum(docs) AS docs, "
+            f"SELECT {cols}, minute, sum(docs) AS n_docs, "
             f"sumIf(docs, sentiment = 'negative') AS neg, sum(score_sum) AS score "
             f"FROM sentiment_minute WHERE run_id = %(run)s "
             f"AND minute >= toDateTime(%(start)s, 'UTC') AND minute < toDateTime(%(end)s, 'UTC') "
@@ -115,7 +115,8 @@ class EngineEvaluator:
         index = pd.date_range(start.replace(second=0, microsecond=0), end, freq="1min",
                               inclusive="left", tz="UTC")
         for key, part in frame.groupby("key"):
-            per = part.set_index(pd.to_datetime(part["minute"], utc=True))[["docs", "neg", "score"]]
+            per = part.set_index(pd.to_datetime(part["minute"], utc=True))[
+                ["n_docs", "neg", "score"]].rename(columns={"n_docs": "docs"})
             per = per.astype(float).reindex(
                 pd.date_range(index[0] - pd.Timedelta(minutes=window), index[-1], freq="1min",
                               tz="UTC"), fill_value=0.0)

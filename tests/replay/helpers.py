@@ -28,7 +28,7 @@ def scored_stream(n: int = 120, *, run_id: str = "live", seed: int = 3, minutes:
             "positive" if rng.random() < 0.5 else "neutral")
         probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
         probs[sentiment] = 0.8
-        text = "Shares move on the news" if i % 10 == 0 else f"story {i} about {ticker}"
+        text = "Shares move on the news" if i % 5 == 0 else f"story {i} about {ticker}"
         doc = Document.create(
             source=f"wire-{i % 2}", url=f"https://news.example.com/{ticker}/{i}",
             title=f"{ticker} headline {i}", text=text, published_at=at, language="en",
