@@ -13,11 +13,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from finsentry.config import ClickHouseSettings, KafkaSettings
-from finsentry.kafka_admin import end_offsets, ensure_topics
+from finsentry.kafka_admin import end_offsets, ensure_topics, existing_partitions
 from finsentry.records import ScoredDocument
-from finsentry.replay.runner import Replayer, ReplayPlan, replay_topic
+from finsentry.replay.runner import Replayer, ReplayPlan, delete_replay_topic, replay_topic
 from finsentry.replay.sources import start_offsets
 from finsentry.store import Store, migrate, open_store
+from finsentry.store.runs import drop_run
 from tests.replay.helpers import minute_aggregates, scored_stream, settings_for
 
 LAG = timedelta(seconds=30)  # documents reach Kafka half a minute after they are published
@@ -116,3 +117,7 @@ def test_kafka_replay_orders_by_event_time_paces_and_isolates(kafka_settings: Ka
     assert minute_aggregates(chdb_store, "live") == []
     assert json.loads(published[0][1].to_json())["document"]["id"] in {d.document.id
                                                                       for d in docs}
+    # `runs drop` removes the run's rows and its topic
+    assert drop_run(chdb_store, "k-2")["scored_documents"] == 60
+    assert delete_replay_topic(settings, "k-2") == topic
+    assert topic not in existing_partitions(kafka_settings, [topic])
