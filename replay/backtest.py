@@ -96,7 +96,7 @@ class BacktestResult:
 def _keys_and_model(store: Store, run_id: str, start: datetime,
                     end: datetime) -> tuple[int, str]:
     rows = store.query(
-        "SELECT uniqExact(ticker) AS keys FROM sentiment_minute WHERE run_id = %(run)s "
+        "SELECT uniqExact(ticker) AS keys FROM sentiment_rollup WHERE run_id = %(run)s "
         "AND minute >= toDateTime(%(start)s, 'UTC') AND minute < toDateTime(%(end)s, 'UTC')",
         {"run": run_id, "start": start, "end": end})
     models = store.query("SELECT DISTINCT model_name, model_version FROM scored_documents FINAL "
@@ -105,11 +105,13 @@ def _keys_and_model(store: Store, run_id: str, start: datetime,
             "; ".join(f"{m['model_name']} {m['model_version']}" for m in models))
 
 
-def _chart_keys(alerts: Sequence[Fired], events: Sequence[Event], rule: str) -> list[str]:
+def _chart_keys(alerts: Sequence[Fired], events: Sequence[Event], rule: str,
+                group_by: Sequence[str]) -> list[str]:
     ranked: dict[str, int] = {}
     for e in events:
         if e.applies_to(rule):
-            ranked[e.key] = ranked.get(e.key, 0) + 1000
+            key = e.key if "=" in e.key or len(group_by) != 1 else f"{group_by[0]}={e.key}"
+            ranked[key] = ranked.get(key, 0) + 1000
     for a in alerts:
         ranked[a.key] = ranked.get(a.key, 0) + 1
     return sorted(ranked, key=lambda k: (-ranked[k], k))[:MAX_KEYS_PER_RULE]
@@ -134,7 +136,8 @@ def evaluate_side(store: Store, evaluator: RangeEvaluator, name: str, rule_paths
         side.outcomes.append(outcome)
         outcome.series = {}
         if with_series:
-            chart_keys = _chart_keys(alerts, events, rule_name)
+            chart_keys = _chart_keys(alerts, events, rule_name,
+                                     list(getattr(getattr(rule, "spec", None), "group_by", [])))
             for p in evaluator.series(store, run_id, rule, start, end, chart_keys):
                 outcome.series.setdefault(p.key, []).append(p)
     return side

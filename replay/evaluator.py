@@ -23,7 +23,7 @@ class Fired:
     """One alert a rule would have fired, at the event time it fired."""
 
     rule: str
-    key: str  # the rule's group_by values, e.g. "AAPL" or "ticker=AAPL,source=wire"
+    key: str  # the alert engine's group key, e.g. "ticker=AAPL" or "source=wire,ticker=AAPL"
     at: datetime
     value: float = 0.0
     baseline: float = 0.0
@@ -57,11 +57,13 @@ class RangeEvaluator(Protocol):
         """The rule's metric per key and minute over [start, end) for the given keys."""
 
 
-def scope_key(scope: dict[str, str]) -> str:
-    """One string per alert series: the bare value for one group_by column, else k=v pairs."""
-    if len(scope) == 1:
-        return next(iter(scope.values()))
-    return ",".join(f"{k}={scope[k]}" for k in sorted(scope))
+def key_matches(alert_key: str, label_key: str) -> bool:
+    """A labelled key names an alert series as the engine does ("ticker=AAPL") or, for a
+    one-column key, by its bare value ("AAPL")."""
+    if alert_key == label_key:
+        return True
+    column, sep, value = alert_key.partition("=")
+    return bool(sep) and "," not in alert_key and value == label_key
 
 
 def engine_evaluator() -> RangeEvaluator:

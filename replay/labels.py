@@ -1,6 +1,7 @@
 """Labelled events and how well a rule's alerts detect them.
 
-A labels CSV has one event per row: `key,start,end` (ISO times, UTC unless an offset is given)
+A labels CSV has one event per row: `key,start,end` (key as the alert engine names a series,
+"ticker=AAPL", or a one-column key's bare value, "AAPL"), (ISO times, UTC unless an offset is given)
 and optionally `rule` (the event only counts for that rule; empty = every rule) and `label`
 (a description). An event is detected by an alert of the same key fired between its start and
 its end + grace; such an alert is a true positive. Per rule:
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.errors import ReplayError
-from finsentry.replay.evaluator import Fired
+from finsentry.replay.evaluator import Fired, key_matches
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def score(rule: str, alerts: Sequence[Fired], events: Sequence[Event],
     fired = [a for a in alerts if a.rule == rule]
 
     def hits(a: Fired, e: Event) -> bool:
-        return a.key == e.key and e.start <= a.at <= e.end + grace
+        return key_matches(a.key, e.key) and e.start <= a.at <= e.end + grace
 
     per_event = []
     for e in mine:

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from finsentry.replay.backtest import BacktestResult
+from finsentry.replay.evaluator import key_matches
 
 WIDTH, HEIGHT = 760, 170
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 10, 24
@@ -97,7 +98,7 @@ def _chart(result: BacktestResult, rule: str, key: str) -> Chart:
         chart.lines.append(line)
     chart.spans = [(scale.x(e.start), max(scale.x(e.end) - scale.x(e.start), 1.5),
                     f"labelled event {e.label or ''} {e.start:%Y-%m-%d %H:%M}-{e.end:%H:%M} UTC")
-                   for e in result.events if e.key == key and e.applies_to(rule)]
+                   for e in result.events if key_matches(key, e.key) and e.applies_to(rule)]
     for k in range(5):
         t = datetime.fromtimestamp(scale.t0 + (scale.t1 - scale.t0) * k / 4, tz=result.start.tzinfo)
         chart.x_ticks.append((scale.x(t), f"{t:%m-%d %H:%M}"))

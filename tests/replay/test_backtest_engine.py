@@ -1,16 +1,21 @@
 """A backtest fires exactly what the live alert engine fired on the same data: the demo's
-sample stream (its injected negative burst), scored by the shipped classifier."""
+sample stream (its injected negative burst) scored by the shipped classifier, the default rules
+of deploy/finsentry.toml (warm-up capped as the demo does), live cycles minute by minute."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import tomli_w
 
-from finsentry.config import AlertSettings, ClickHouseSettings, ModelSettings
+from finsentry.alerts.base import minute_dt
+from finsentry.alerts.demo import DEMO_WARMUP_MINUTES
+from finsentry.alerts.rulefiles import load_rules
+from finsentry.config import AlertSettings, ClickHouseSettings, ModelSettings, load_settings
 from finsentry.models import load_classifier
 from finsentry.replay.backtest import run_backtest
 from finsentry.replay.evaluator import engine_evaluator
@@ -19,15 +24,14 @@ from finsentry.streams.processor import BatchScorer
 from finsentry.streams.sample import SampleStream, generate
 from tests.replay.helpers import checksums
 
-HERE = Path(__file__).parent
-RULES = HERE / "rules_strict.toml"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, SampleStream]]:
     """The demo's sample stream, scored by the shipped classifier into `live` (chdb)."""
     path = tmp_path_factory.mktemp("demo") / "chdb"
-    sample = generate(240, seed=7)
+    sample = generate(600, seed=7)
     with open_store(ClickHouseSettings(chdb_path=path)) as store:
         migrate(store)
         scorer = BatchScorer(load_classifier(ModelSettings()), ScoredSink(store), "live", "demo")
@@ -36,34 +40,51 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Samp
         yield store, sample
 
 
-def _live_engine_alerts(store: Store, start: datetime, end: datetime) -> set[tuple[str, str,
-                                                                                   datetime]]:
-    """Run the live engine's cycle minute by minute (log notifier), as `alerts run` would."""
+def _demo_rules() -> list[dict[str, Any]]:
+    settings = load_settings(ROOT / "deploy" / "finsentry.toml")
+    return [s.model_copy(update={"warmup_minutes": min(s.warmup_minutes, DEMO_WARMUP_MINUTES)})
+            .model_dump(mode="json", by_alias=True, exclude_none=True)
+            for s in load_rules(settings.alerts) if s.enabled]
+
+
+def _live_engine(store: Store, rules: list[dict[str, Any]], start: datetime,
+                 end: datetime) -> set[tuple[str, str, datetime]]:
+    """The live engine's cycles, one per minute (log notifier), as `alerts run` would."""
     from finsentry.alerts.engine import AlertEngine
     from finsentry.alerts.notify import LogNotifier
 
-    rules = tomllib.loads(RULES.read_text(encoding="utf-8"))["rules"]
     settings = AlertSettings.model_validate({"rules": rules, "notifiers": ["log"]})
     engine = AlertEngine(settings, store, "live", {"log": LogNotifier(settings)})
-    t = start
-    while t < end:
-        engine.cycle(t)
-        t += timedelta(minutes=1)
-    rows = store.query("SELECT rule, ticker, window_end FROM alerts FINAL WHERE run_id = 'live'")
-    return {(str(r["rule"]), str(r["ticker"]), r["window_end"]) for r in rows}
+    lateness = timedelta(seconds=settings.allowed_lateness_s)
+    minute = start + timedelta(minutes=1)
+    while minute <= end:  # each cycle closes the minute before `minute`
+        engine.cycle(minute + lateness)
+        minute += timedelta(minutes=1)
+    rows = store.query("SELECT rule, group_key, event_time FROM alerts FINAL "
+                       "WHERE run_id = 'live'")
+    return {(str(r["rule"]), str(r["group_key"]), r["event_time"]) for r in rows}
 
 
-def test_backtest_equals_live_engine_on_demo_burst(demo: tuple[Store, SampleStream]) -> None:
+def test_backtest_equals_live_engine_on_demo_burst(demo: tuple[Store, SampleStream],
+                                                   tmp_path: Path) -> None:
     store, sample = demo
+    rules = _demo_rules()
+    rules_file = tmp_path / "demo-rules.toml"
+    rules_file.write_text(tomli_w.dumps({"rules": rules}), encoding="utf-8")
     start = sample.documents[0].published_at.replace(second=0, microsecond=0)
     end = sample.documents[-1].published_at.replace(second=0, microsecond=0) + \
         timedelta(minutes=30)
-    live = _live_engine_alerts(store, start, end)
-    assert live, "the live engine fired nothing on the demo burst"
-    assert {ticker for _, ticker, _ in live} == {sample.burst_ticker}
-    before = checksums(store, "live")
+    assert minute_dt(int(start.timestamp()) // 60) == start
 
-    result = run_backtest(store, engine_evaluator(), [RULES], "live", start, end)
-    fired = {(a.rule, a.key, a.at) for a in result.sides[0].outcomes[0].alerts}
+    live = _live_engine(store, rules, start, end)
+    assert (("ticker-negative", f"ticker={sample.burst_ticker}") in
+            {(rule, key) for rule, key, _ in live})
+    before = checksums(store, "live")
+    state = store.query("SELECT count() AS n FROM alert_state")[0]["n"]
+
+    result = run_backtest(store, engine_evaluator(), [rules_file], "live", start, end)
+    fired = {(a.rule, a.key, a.at) for side in result.sides for o in side.outcomes
+             for a in o.alerts}
     assert fired == live
     assert checksums(store, "live") == before  # the backtest wrote nothing
+    assert store.query("SELECT count() AS n FROM alert_state")[0]["n"] == state
