@@ -1,7 +1,8 @@
 """RangeEvaluator backed by the alert engine's own range evaluation (finsentry.alerts.evaluate).
 
-`fired` is `evaluate_range` (one query per rule; for, realert, warm-up and keep_firing included:
-what live cycles minute by minute would have fired), keeping the `firing` transitions; `series`
+`fired` is `run_range` (one query per rule and 30-day chunk, the rule state carried across
+chunks; for, realert, warm-up and keep_firing included: what live cycles minute by minute would
+have fired), keeping the `firing` transitions; `series`
 is `metric_series` (value and baseline per key and evaluated minute). Rules are read with the
 engine's own rule-file loader. Nothing here writes to the store.
 """
@@ -9,7 +10,7 @@ engine's own rule-file loader. Nothing here writes to the store.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from finsentry.replay.evaluator import Fired, Point
 if TYPE_CHECKING:
     from finsentry.alerts.base import Rule
     from finsentry.store import Store
+
+CHUNK = timedelta(days=30)  # minutes per range query; the state carries across chunks
 
 
 class EngineEvaluator:
@@ -50,11 +53,22 @@ class EngineEvaluator:
 
     def fired(self, store: Store, run_id: str, rule: Rule, start: datetime,
               end: datetime) -> list[Fired]:
-        from finsentry.alerts.evaluate import evaluate_range
+        """`run_range` over chunks of CHUNK, carrying the rule state from one to the next
+        (chained ranges equal one range), so memory stays bounded over a year of minutes."""
+        from finsentry.alerts.evaluate import run_range
 
-        return [Fired(e.rule, e.group_key, e.event_time, e.value, e.baseline,
-                      f"p={e.p_value:.3g} docs={e.doc_count}")
-                for e in evaluate_range(store, rule, run_id, start, end) if e.state == "firing"]
+        out: list[Fired] = []
+        state = None
+        at = start
+        while at < end:
+            stop = min(end, at + CHUNK)
+            result = run_range(store, rule, run_id, at, stop, state=state)
+            state = result.state
+            out += [Fired(e.rule, e.group_key, e.event_time, e.value, e.baseline,
+                          f"p={e.p_value:.3g} docs={e.doc_count}")
+                    for e in result.events if e.state == "firing"]
+            at = stop
+        return out
 
     def series(self, store: Store, run_id: str, rule: Rule, start: datetime, end: datetime,
                keys: Sequence[str]) -> list[Point]:
