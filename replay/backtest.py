@@ -86,8 +86,9 @@ class BacktestResult:
                     "score": o.score.to_dict() if o.score else None,
                     "fired": [{"key": a.key, "at": a.at.isoformat(), "value": a.value,
                                "baseline": a.baseline} for a in o.alerts],
-                    "series": {k: [[p.minute.isoformat(), round(p.value, 6)] for p in pts]
-                               for k, pts in o.series.items()},
+                    "series": {k: [[p.minute.isoformat(), round(p.value, 6),
+                                    None if p.baseline is None else round(p.baseline, 6)]
+                                   for p in pts] for k, pts in o.series.items()},
                 } for o in s.outcomes],
             } for s in self.sides],
         }

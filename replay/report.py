@@ -1,8 +1,9 @@
 """The backtest report: one self-contained HTML file (inline SVG, inline CSS, no scripts, no
 external assets) and a JSON file with the same numbers.
 
-Per rule and key: the metric over time (one line per side), alerts as markers, labelled events
-as shaded spans; a summary table (alerts, recall, precision, detection delay per rule and side).
+Per rule and key: the metric over time (one line per side, its baseline dashed), alerts as
+markers, labelled events as shaded spans; a summary table (alerts, recall, precision,
+detection delay per rule and side).
 Untrusted text (keys, rule names, labels) reaches the page only through Jinja autoescaping; the
 SVG geometry is computed here as plain numbers.
 """
@@ -28,6 +29,7 @@ class Line:
     side: str
     color: str
     points: str  # "x,y x,y ..." (numbers only)
+    baseline: str = ""  # the rule's baseline, same form (dashed)
     markers: list[tuple[float, float, str]] = field(default_factory=list)
 
 
@@ -81,6 +83,8 @@ def build_charts(result: BacktestResult) -> list[Chart]:
 def _chart(result: BacktestResult, rule: str, key: str) -> Chart:
     sides = [(s, s.outcome(rule)) for s in result.sides]
     values = [p.value for _, o in sides if o for p in o.series.get(key, [])]
+    values += [p.baseline for _, o in sides if o for p in o.series.get(key, [])
+               if p.baseline is not None]
     values += [a.value for _, o in sides if o for a in o.alerts if a.key == key]
     top = max(values, default=1.0)
     scale = _Scale(result.start, result.end, top * 1.1 if top > 0 else 1.0)
@@ -90,8 +94,11 @@ def _chart(result: BacktestResult, rule: str, key: str) -> Chart:
         if o is None:
             continue
         pts = _downsample([(p.minute, p.value) for p in o.series.get(key, [])])
+        base = _downsample([(p.minute, p.baseline) for p in o.series.get(key, [])
+                            if p.baseline is not None])
         line = Line(side.name, COLORS[i % len(COLORS)],
-                    " ".join(f"{scale.x(t)},{scale.y(v)}" for t, v in pts))
+                    " ".join(f"{scale.x(t)},{scale.y(v)}" for t, v in pts),
+                    " ".join(f"{scale.x(t)},{scale.y(v)}" for t, v in base))
         line.markers = [(scale.x(a.at), scale.y(a.value),
                          f"{side.name}: alert at {a.at:%Y-%m-%d %H:%M} UTC, {metric} "
                          f"{a.value:.3g}") for a in o.alerts if a.key == key]
