@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner
 
+from finsentry.alerts.lifecycle import RuleState
+from finsentry.alerts.state import load_state, save_state
 from finsentry.cli import cli
 from finsentry.config import ClickHouseSettings
 from finsentry.errors import StoreError
@@ -31,6 +33,8 @@ def test_list_and_drop(store: Store) -> None:
     settings = settings_for(store, replay={"publish": False})
     Replayer(settings, store, ReplayPlan("old-model", "clickhouse", T0,
                                          T0 + timedelta(hours=1)), progress=False).run()
+    save_state(store, "old-model", "neg", RuleState(through=1, spec_hash="x"))  # alert state
+    save_state(store, "live", "neg", RuleState(through=1, spec_hash="x"))
     live = checksums(store, "live")
     runs = {r.run_id: r for r in list_runs(store)}
     assert runs["live"].documents == runs["old-model"].documents == 30
@@ -44,6 +48,8 @@ def test_list_and_drop(store: Store) -> None:
     assert removed["sentiment_minute"] > 0 and removed["sentiment_rollup"] > 0
     assert checksums(store, "old-model") == {t: (0, 0) for t in checksums(store, "live")}
     assert checksums(store, "live") == live
+    assert load_state(store, "old-model", "neg") is None and removed["alert_state"] >= 1
+    assert load_state(store, "live", "neg") is not None
     assert "old-model" not in {r.run_id for r in list_runs(store)}
 
 
