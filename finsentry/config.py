@@ -7,6 +7,9 @@ import time. Unknown keys are errors that name the key. Secrets are `SecretStr` 
 from __future__ import annotations
 
 import json
+import os
+import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +18,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -24,6 +28,8 @@ from finsentry.ingest.registry import SourceConfig
 
 ENV_PREFIX = "FINSENTRY_"
 ENV_DELIMITER = "__"
+# FINSENTRY_* variables that are not settings: the config file path and the test fixtures'.
+ENV_NOT_SETTINGS = ("FINSENTRY_CONFIG", "FINSENTRY_TEST_")
 
 
 class Section(BaseModel):
@@ -51,6 +57,10 @@ class KafkaSettings(Section):
     replication_factor: int = Field(1, ge=1, description="Replication factor of new topics")
     session_timeout_s: float = Field(6.0, gt=0, description="Consumer group session timeout")
     request_timeout_s: float = Field(30.0, gt=0, description="Admin/producer request timeout")
+    max_message_bytes: int = Field(
+        1_000_000, ge=64 * 1024,
+        description="Largest message the pipeline produces; checked against the broker's "
+                    "message.max.bytes at start-up (scored documents are cut to fit)")
 
 
 class ClickHouseSettings(Section):
@@ -81,6 +91,10 @@ class WorkerSettings(Section):
                         description="Tag on every stored row; replays use their own")
     web_port: int | None = Field(None, description="Faust web port; unset = web disabled")
     commit_interval_s: float = Field(2.8, gt=0, description="How often consumed offsets commit")
+    shutdown_grace_s: float = Field(
+        20.0, gt=0, description="On SIGTERM/stop: how long the in-flight batch may finish "
+                                "before it is abandoned uncommitted (keep below the "
+                                "orchestrator's kill timeout)")
 
 
 class ModelSettings(Section):
@@ -219,6 +233,29 @@ class ReplaySettings(Section):
                                        "long after a labelled event's end still detects it")
 
 
+class HealthSettings(Section):
+    """The /healthz and /metrics endpoint every long-running service serves (finsentry.health)."""
+
+    enabled: bool = Field(True, description="Serve /healthz and /metrics")
+    host: str = Field("127.0.0.1", description="Bind address (0.0.0.0 inside a container)")
+    worker_port: int = Field(9181, ge=0, le=65535, description="Port of `finsentry worker` "
+                             "(0 = any free port)")
+    ingest_port: int = Field(9182, ge=0, le=65535, description="Port of `finsentry ingest run`")
+    alerts_port: int = Field(9183, ge=0, le=65535, description="Port of `finsentry alerts run`")
+    check_interval_s: float = Field(5.0, gt=0, description="How often checks run in the "
+                                    "background; /healthz answers from the latest results")
+    check_timeout_s: float = Field(3.0, gt=0, description="Timeout of one check")
+    stall_after_s: float = Field(120.0, gt=0, description="A consumer with lag that made no "
+                                 "progress for this long is unhealthy")
+
+    def port_for(self, service: str) -> int:
+        ports = {"worker": self.worker_port, "ingest": self.ingest_port,
+                 "alerts": self.alerts_port}
+        if service not in ports:
+            raise ValueError(f"no health port for service {service!r}; known: {sorted(ports)}")
+        return ports[service]
+
+
 class Settings(BaseSettings):
     """Everything finsentry reads; env FINSENTRY_<SECTION>__<KEY> (FINSENTRY_KAFKA__PARTITIONS)."""
 
@@ -236,6 +273,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     replay: ReplaySettings = Field(default_factory=ReplaySettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -266,9 +304,19 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     file = Path(path) if path is not None else None
     if file is not None and not file.is_file():
         raise ConfigError(f"config file not found: {file}")
+    check_environment(os.environ)
+    if file is not None:
+        try:
+            tomllib.loads(file.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file} is not valid TOML: {exc}") from None
     _CONFIG_FILE["path"] = file
     try:
         return Settings(**overrides)
+    except SettingsError as exc:  # e.g. a malformed JSON value for a list/dict setting
+        cause = exc.__cause__
+        detail = f" ({cause})" if cause else ""
+        raise ConfigError(f"invalid environment value: {exc}{detail}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -278,6 +326,26 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(f"invalid configuration{where}: " + "; ".join(problems)) from None
     finally:
         _CONFIG_FILE.pop("path", None)
+
+
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Unknown FINSENTRY_* sections are errors (pydantic-settings would silently ignore them).
+
+    The known sections come from the Settings model, so a new section needs no change here."""
+    sections = set(Settings.model_fields)
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(ENV_NOT_SETTINGS):
+            continue
+        section = upper[len(ENV_PREFIX):].split(ENV_DELIMITER, 1)[0].lower()
+        if section not in sections:
+            unknown.append(name)
+    if unknown:
+        raise ConfigError(
+            f"unknown environment variable{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(sorted(unknown))}: settings are {ENV_PREFIX}<SECTION>{ENV_DELIMITER}"
+            f"<KEY> with a section among {', '.join(sorted(sections))}")
 
 
 def env_var_for(section: str, key: str) -> str:

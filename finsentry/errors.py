@@ -17,6 +17,19 @@ class StoreError(FinsentryError):
     """ClickHouse could not be reached or rejected a statement."""
 
 
+class StoreDataError(StoreError):
+    """ClickHouse refused a value (out of range, too large, unparsable): the data is at fault,
+    so retrying the same rows cannot help; a writer isolates and dead-letters the culprits."""
+
+
+class StoreUnavailableError(StoreError):
+    """ClickHouse stayed unreachable or overloaded for every configured attempt (transient)."""
+
+
+class StoreInterrupted(StoreError):
+    """A retry loop was interrupted (shutdown): the write may or may not have landed."""
+
+
 class KafkaAdminError(FinsentryError):
     """Topics could not be created or inspected (the message names the topic)."""
 

@@ -114,3 +114,69 @@ def end_offsets(settings: KafkaSettings, topic: str) -> dict[int, int]:
         return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
     finally:
         consumer.close()
+
+
+def broker_message_limit(settings: KafkaSettings) -> int | None:
+    """The broker's limit on one message for the scored and dead-letter topics, if it says.
+
+    Read with DescribeConfigs: the topic's `max.message.bytes`, else the broker's
+    `message.max.bytes`. Brokers that report neither (noida-db answers with no entries) give None.
+    """
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = _admin(settings)
+    try:
+        limits: list[int] = []
+        for topic in (settings.scored_topic, settings.dead_letter_topic):
+            res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            value = _config_value(res, "max.message.bytes")
+            if value is not None:
+                limits.append(value)
+        if not limits:
+            for node in admin.describe_cluster().get("brokers", [])[:1]:
+                broker_id = str(node.get("node_id", node.get("nodeId", "")))
+                res = admin.describe_configs(
+                    [ConfigResource(ConfigResourceType.BROKER, broker_id)])
+                value = _config_value(res, "message.max.bytes")
+                if value is not None:
+                    limits.append(value)
+        return min(limits) if limits else None
+    except Exception as exc:  # noqa: BLE001 - brokers that cannot say fall back to the setting
+        log.info("could not read the broker's message size limit: %r", exc)
+        return None
+    finally:
+        admin.close()
+
+
+def _config_value(found: object, key: str) -> int | None:
+    """Find `key` anywhere in a describe_configs answer (its shape varies by client version)."""
+    if isinstance(found, dict):
+        for k, v in found.items():
+            if k == key:
+                raw = v.get("value") if isinstance(v, dict) else v
+                return int(str(raw)) if raw is not None and str(raw).isdigit() else None
+            inner = _config_value(v, key)
+            if inner is not None:
+                return inner
+    if isinstance(found, list | tuple):
+        for item in found:
+            inner = _config_value(item, key)
+            if inner is not None:
+                return inner
+    return None
+
+
+def check_message_limit(settings: KafkaSettings) -> int | None:
+    """Refuse to start when kafka.max_message_bytes exceeds what the broker accepts."""
+    limit = broker_message_limit(settings)
+    if limit is None:
+        log.info("broker %s did not report its message size limit; producing at most "
+                 "kafka.max_message_bytes=%d bytes per message", settings.bootstrap_servers,
+                 settings.max_message_bytes)
+        return None
+    if settings.max_message_bytes > limit:
+        raise KafkaAdminError(
+            f"kafka.max_message_bytes={settings.max_message_bytes} exceeds the broker's limit "
+            f"of {limit} bytes at {settings.bootstrap_servers}; lower it or raise the topic's "
+            f"max.message.bytes")
+    return limit

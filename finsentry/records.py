@@ -20,6 +20,15 @@ from finsentry.errors import RecordError
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_TEXT_CHARS = 100_000
+# What the store can hold, checked up front (chdb silently turns an out-of-range DateTime into
+# 1970, the server refuses the whole insert): ClickHouse DateTime spans 1970-01-01 .. 2106-02-07.
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(2105, 12, 31, 23, 59, 59, tzinfo=UTC)
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 16
+MAX_ENTITIES = 256
+MAX_ENTITY_CHARS = 256
+MAX_TICKERS = 64
 DEAD_LETTER_MAX_PAYLOAD = 256 * 1024
 SENTIMENTS: tuple[str, str, str] = ("negative", "neutral", "positive")
 Sentiment = Literal["negative", "neutral", "positive"]
@@ -95,8 +104,8 @@ class Document(Record):
     language: str | None = Field(None, max_length=16)
     published_at: datetime
     fetched_at: datetime = Field(default_factory=utcnow)
-    tickers: list[TickerMention] = Field(default_factory=list)
-    entities: list[str] = Field(default_factory=list)
+    tickers: list[TickerMention] = Field(default_factory=list, max_length=MAX_TICKERS)
+    entities: list[str] = Field(default_factory=list, max_length=MAX_ENTITIES)
     content_hash: str | None = None
     novelty: float = Field(1.0, ge=0.0, le=1.0, description="1 = first story of its cluster")
     duplicate_of: str | None = Field(None, description="id of the first story when a near-dup")
@@ -107,7 +116,35 @@ class Document(Record):
     def _utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp must carry a timezone")
-        return value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"timestamp {value.isoformat()} is outside the storable range "
+                             f"{MIN_TIME.year}..{MAX_TIME.year}") from None
+        if not MIN_TIME <= value <= MAX_TIME:
+            raise ValueError(f"timestamp {value.isoformat()} is outside the storable range "
+                             f"{MIN_TIME.year}..{MAX_TIME.year}")
+        return value
+
+    @field_validator("entities")
+    @classmethod
+    def _entities(cls, value: list[str]) -> list[str]:
+        for entity in value:
+            if len(entity) > MAX_ENTITY_CHARS:
+                raise ValueError(f"an entity has {len(entity)} characters "
+                                 f"(at most {MAX_ENTITY_CHARS})")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        depth = _depth(value)
+        if depth > MAX_METADATA_DEPTH:
+            raise ValueError(f"nested {depth} levels deep (at most {MAX_METADATA_DEPTH})")
+        size = len(json.dumps(value, ensure_ascii=False, default=str).encode("utf-8"))
+        if size > MAX_METADATA_BYTES:
+            raise ValueError(f"{size} bytes as JSON (at most {MAX_METADATA_BYTES})")
+        return value
 
     @field_validator("text")
     @classmethod
@@ -140,6 +177,17 @@ class Document(Record):
         if not self.tickers:
             return ""
         return max(self.tickers, key=lambda t: t.relevance).symbol
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """Nesting depth of JSON-like data, stopping early once past the limit."""
+    if level > MAX_METADATA_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list | tuple):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
 
 
 class SentimentProbs(Record):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -11,8 +10,15 @@ from typing import Any
 
 import click
 
-from finsentry.cli import apply_overrides, pass_settings, setting_option
+from finsentry.cli import (
+    LOG_LEVELS,
+    apply_overrides,
+    pass_settings,
+    setting_option,
+    setup_logging,
+)
 from finsentry.config import Settings
+from finsentry.sanitize import inert
 
 
 def _state_dir_option(func: Any) -> Any:
@@ -26,8 +32,7 @@ def _bootstrap_option(func: Any) -> Any:
 
 def _prepare(settings: Settings, state_dir: Path | None, bootstrap: str | None,
              log_level: str) -> Settings:
-    logging.basicConfig(level=log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(log_level)
     settings = apply_overrides(settings, "ingest", state_dir=state_dir)
     return apply_overrides(settings, "kafka", bootstrap_servers=bootstrap)
 
@@ -41,11 +46,16 @@ def ingest_group() -> None:
 @_state_dir_option
 @_bootstrap_option
 @click.option("--max-seconds", type=float, help="Stop after this many seconds.")
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              default="INFO", show_default=True)
 @pass_settings
 def run_command(settings: Settings, state_dir: Path | None, bootstrap_servers: str | None,
                 max_seconds: float | None, log_level: str) -> None:
-    """Run every enabled source on its own schedule until interrupted."""
+    """Run every enabled source on its own schedule until interrupted.
+
+    Serves /healthz (Kafka reachable; ClickHouse too when ingest_runs go to a server) and
+    /metrics on health.ingest_port."""
+    from finsentry.health import Check, clickhouse_check, kafka_check, start_health_server
     from finsentry.ingest.crawler import Crawler
     from finsentry.ingest.runlog import RunLog
     from finsentry.ingest.scheduler import run_forever
@@ -57,9 +67,16 @@ def run_command(settings: Settings, state_dir: Path | None, bootstrap_servers: s
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     crawler = Crawler(settings, run_log=RunLog.for_settings(settings.clickhouse))
+    timeout = settings.health.check_timeout_s
+    checks = [Check("kafka", kafka_check(settings.kafka, timeout))]
+    if not settings.clickhouse.embedded:
+        checks.append(Check("clickhouse", clickhouse_check(settings.clickhouse, timeout)))
+    health = start_health_server(settings, "ingest", checks)
     try:
         run_forever(crawler, stop, max_seconds)
     finally:
+        if health is not None:
+            health.stop()
         crawler.close()
     click.echo(f"ingest stopped; {crawler.metrics_file} has the per-source metrics")
 
@@ -70,7 +87,8 @@ def run_command(settings: Settings, state_dir: Path | None, bootstrap_servers: s
 @_bootstrap_option
 @click.option("--no-deliver", is_flag=True, help="Keep documents in the disk buffer only.")
 @click.option("--json", "as_json", is_flag=True, help="Print each document as JSON.")
-@click.option("--log-level", default="WARNING", show_default=True)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False),
+              default="WARNING", show_default=True)
 @pass_settings
 def once_command(settings: Settings, source_name: str, state_dir: Path | None,
                  bootstrap_servers: str | None, no_deliver: bool, as_json: bool,
@@ -92,9 +110,10 @@ def once_command(settings: Settings, source_name: str, state_dir: Path | None,
         tickers = ",".join(f"{t.symbol}:{t.relevance:g}" for t in doc.tickers) or "-"
         link = f" dup-of {doc.duplicate_of[:12]}" if doc.duplicate_of else ""
         click.echo(f"{doc.published_at:%Y-%m-%d %H:%M}Z  {doc.language or '??'}  "
-                   f"novelty {doc.novelty:.2f}{link}  [{tickers}]  {doc.title[:90]}")
+                   f"novelty {doc.novelty:.2f}{link}  [{inert(tickers)}]  "
+                   f"{inert(doc.title, 90)}")
     for err in result.errors:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {inert(err)}", err=True)
     delivery = result.delivery
     sent = f"sent {delivery.sent}, buffered {delivery.pending}" if delivery else "not sent"
     click.echo(f"source {source_name}: fetched {result.fetched}, new {result.new} "

@@ -2,7 +2,8 @@
 
 Split in an ok/err fashion: every input message ends either as a ScoredDocument (stored and
 published) or as a dead-letter envelope with its reason; nothing is dropped. The blocking half
-(`score_and_store`) runs in the worker's executor thread so the event loop keeps heartbeating.
+(`score_and_store`) runs in the worker's executor thread so the event loop keeps heartbeating;
+storing itself (outage retries, isolating refused documents) is `streams.storing.BatchWriter`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from tenacity import Retrying, before_sleep_log, retry_if_exception_type, wait_exponential
-
-from finsentry.errors import RecordError, StoreError
+from finsentry.errors import RecordError
 from finsentry.models.base import Classifier, Prediction
 from finsentry.records import (
     Document,
@@ -26,6 +24,11 @@ from finsentry.records import (
     decode_document,
     utcnow,
 )
+from finsentry.sanitize import inert
+from finsentry.streams.storing import BatchWriter, SinkProtocol
+
+__all__ = ["BatchResult", "BatchScorer", "ProcessorStats", "RawMessage", "Rejected",
+           "SinkProtocol", "decode_batch", "to_scored"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,8 @@ class ProcessorStats:
 
     messages: int = 0
     scored: int = 0
+    published: int = 0
+    retries: int = 0  # failed store/broker attempts that were retried
     written: int = 0
     rejected: int = 0
     batches: int = 0
@@ -69,6 +74,9 @@ class ProcessorStats:
     started_at: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # when the first batch arrived (throughput excludes join)
+    last_batch_s: float = 0.0
+    stop_reason: str | None = None
+    fatal: str | None = None  # set when the worker must exit non-zero
 
     @property
     def busy_seconds(self) -> float:
@@ -85,6 +93,7 @@ class ProcessorStats:
         self.rejected += len(result.rejected)
         self.batches += 1
         self.classify_seconds += classify_s
+        self.last_batch_s = classify_s
         self.last_activity = time.monotonic()
 
 
@@ -125,22 +134,17 @@ def to_scored(doc: Document, pred: Prediction, run_id: str) -> ScoredDocument:
     )
 
 
-class SinkProtocol(Protocol):
-    """What the processor needs of a store sink (finsentry.store.ScoredSink satisfies it)."""
-
-    def write(self, docs: Sequence[ScoredDocument]) -> int: ...
-
-
 class BatchScorer:
     """Classify a batch in ONE model call and write it in ONE insert (retried, never dropped)."""
 
     def __init__(self, classifier: Classifier, sink: SinkProtocol, run_id: str,
-                 topic: str, retry_max_wait_s: float = 10.0) -> None:
+                 topic: str, retry_max_wait_s: float = 10.0,
+                 abort: threading.Event | None = None) -> None:
         self.classifier = classifier
         self.sink = sink
         self.run_id = run_id
         self.topic = topic
-        self.retry_max_wait_s = retry_max_wait_s
+        self.writer = BatchWriter(sink, abort or threading.Event(), retry_max_wait_s)
         self._lock = threading.Lock()  # one batch at a time per scorer
 
     def classify(self, docs: Sequence[Document]) -> tuple[list[ScoredDocument], list[Rejected]]:
@@ -152,7 +156,7 @@ class BatchScorer:
             return [to_scored(d, p, self.run_id) for d, p in zip(docs, preds, strict=True)], []
         except Exception as exc:  # isolate the culprit: fall back to one-by-one
             log.warning("batch classification failed on %s (%s); retrying one by one",
-                        self.topic, exc)
+                        self.topic, inert(exc, 300))
         scored: list[ScoredDocument] = []
         rejected: list[Rejected] = []
         for doc in docs:
@@ -165,22 +169,14 @@ class BatchScorer:
                                         "classify"))
         return scored, rejected
 
-    def write(self, scored: Sequence[ScoredDocument]) -> int:
-        """Insert with exponential backoff until it lands: a failed write is never dropped."""
-        if not scored:
-            return 0
-        for attempt in Retrying(
-            wait=wait_exponential(multiplier=0.5, max=self.retry_max_wait_s),
-            retry=retry_if_exception_type(StoreError),
-            before_sleep=before_sleep_log(log, logging.WARNING),
-            reraise=True,
-        ):
-            with attempt:
-                return self.sink.write(scored)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def score_and_store(self, docs: Sequence[Document]) -> BatchResult:
         with self._lock:
             scored, rejected = self.classify(docs)
-            written = self.write(scored)
+            written, refused = self.writer.write(scored)
+            if refused:
+                bad = {doc.document.id for doc, _ in refused}
+                scored = [s for s in scored if s.document.id not in bad]
+                for doc, reason in refused:
+                    msg = RawMessage(doc.document.to_json(), self.topic)
+                    rejected.append(_reject(msg, f"store refused it: {reason}", "store"))
             return BatchResult(scored=scored, rejected=rejected, written=written)

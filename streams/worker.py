@@ -1,22 +1,29 @@
 """The faust-streaming worker: raw topic -> batched classify + store -> scored topic.
 
-At-least-once: `take_events` acks a batch only after the loop body finished, i.e. after the
-ClickHouse insert and the scored/dead-letter sends were confirmed; a crash before that re-delivers
-the batch, and the idempotent sink keeps queries duplicate-free.
+At-least-once, with offsets committed only for what is stored: the agent takes batches with
+`noack_take` (Faust's `take_events` acks a batch in a `finally`, i.e. also when its insert never
+landed) and acks each event only after the batch's insert AND every send were confirmed. An
+abandoned batch (shutdown, fatal error) stays unacked, so Faust never commits past it and a
+restart re-delivers it; the idempotent sink keeps queries duplicate-free. Stopping is
+`streams.lifecycle`; storage faults are `streams.storing`; sends are `streams.publish`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from finsentry.config import Settings
+from finsentry.errors import StoreInterrupted
 from finsentry.models.base import Classifier
+from finsentry.sanitize import inert
 from finsentry.store.metrics import record_batch
+from finsentry.streams.lifecycle import DaemonExecutor, Lifecycle
 from finsentry.streams.processor import (
     BatchScorer,
     ProcessorStats,
@@ -24,6 +31,8 @@ from finsentry.streams.processor import (
     SinkProtocol,
     decode_batch,
 )
+from finsentry.streams.publish import Abandoned, Publisher
+from finsentry.streams.rebalance import coordinator_failure, patch_aiokafka
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +60,12 @@ def faust_broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hp.strip()}" for hp in bootstrap.split(",") if hp.strip()]
 
 
+BatchHook = Callable[[ProcessorStats, float], None]
+
+
 def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
-              executor: ThreadPoolExecutor) -> Any:
+              executor: DaemonExecutor, life: Lifecycle,
+              on_batch: BatchHook | None = None) -> tuple[Any, Publisher]:
     """Create the Faust app with one batching agent; topics must already exist."""
     import faust
 
@@ -74,7 +87,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
         topic_allow_declare=False,
         topic_disable_leader=True,
         producer_acks=-1,
-        producer_max_request_size=2 * 1024 * 1024,
+        producer_max_request_size=k.max_message_bytes,
         consumer_max_fetch_size=8 * 1024 * 1024,
         web_enabled=w.web_port is not None,
         web_port=w.web_port or 6066,
@@ -87,66 +100,127 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
                              partitions=k.partitions)
     dlq = app.topic(k.dead_letter_topic, value_serializer="raw", key_serializer="raw",
                     partitions=k.dead_letter_partitions)
+    publisher = Publisher(
+        lambda key, value: scored_topic.send(key=key, value=value),
+        lambda key, value: dlq.send(key=key, value=value),
+        k.raw_topic, k.max_message_bytes, life.abort, settings.clickhouse.retry_max_wait_s)
+
+    async def process(events: list[Any]) -> None:
+        messages = [RawMessage(e.message.value, e.message.topic, e.message.partition,
+                               e.message.offset) for e in events]
+        docs, rejected = decode_batch(messages)
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(executor, scorer.score_and_store, docs)
+        elapsed = time.monotonic() - started
+        result.rejected[:0] = rejected
+        await publisher.publish(result)  # confirmed before the events are acked
+        if result.rejected:
+            log.warning("dead-lettered %d of %d messages from %s (first: %s)",
+                        len(result.rejected), len(events), k.raw_topic,
+                        inert(result.rejected[0].reason, 300))
+        stats.add(len(events), result, elapsed)
+        stats.published += len(result.scored)
+        record_batch(scorer.sink, w.run_id, events, result, elapsed, app)  # never raises
+        if on_batch is not None:
+            on_batch(stats, elapsed)
 
     @app.agent(raw, name="score")
     async def score(stream: Any) -> None:
-        loop = asyncio.get_running_loop()
-        async for events in stream.take_events(w.batch_size, within=w.batch_max_wait_s):
+        async for events in stream.noack_take(w.batch_size, within=w.batch_max_wait_s):
+            if life.stopping:  # taken but not started: leave it unacked for the next owner
+                life.abandoned += 1
+                break
             stats.begin()
-            messages = [
-                RawMessage(e.message.value, e.message.topic, e.message.partition,
-                           e.message.offset)
-                for e in events
-            ]
-            docs, rejected = decode_batch(messages)
-            started = time.monotonic()
-            result = await loop.run_in_executor(executor, scorer.score_and_store, docs)
-            elapsed = time.monotonic() - started
-            result.rejected[:0] = rejected
-            pending = [
-                await scored_topic.send(key=s.document.id.encode(), value=s.to_json())
-                for s in result.scored
-            ]
-            for r in result.rejected:
-                log.warning("dead-lettered a message from %s: %s", k.raw_topic, r.reason)
-                pending.append(await dlq.send(key=r.key, value=r.envelope))
-            # wait for the broker's acks before take_events acks the batch's offsets
-            await asyncio.gather(*pending)
-            stats.add(len(events), result, elapsed)
-            record_batch(scorer.sink, w.run_id, events, result, elapsed, app)  # never raises
+            life.in_flight += 1
+            try:
+                await process(events)
+            except (StoreInterrupted, Abandoned) as exc:
+                life.abandoned += 1
+                log.warning("batch of %d abandoned uncommitted: %s", len(events), inert(exc, 300))
+                break
+            except Exception as exc:  # a bug or an unclassified failure: exit non-zero
+                log.exception("batch from %s failed", k.raw_topic)
+                life.fail(f"batch from {k.raw_topic} failed: {inert(exc, 300)}")
+                break
+            finally:
+                life.in_flight -= 1
+            for event in events:
+                await stream.ack(event)
 
-    return app
+    return app, publisher
+
+
+def _worker_class() -> type:
+    import faust
+
+    class GracefulWorker(faust.Worker):
+        """A Faust worker whose SIGTERM/SIGINT go through the Lifecycle (drain, then stop)."""
+
+        life: Lifecycle
+
+        def _on_sigterm(self) -> None:
+            self._signal("SIGTERM")
+
+        def _on_sigint(self) -> None:
+            self._signal("SIGINT")
+
+        def _signal(self, name: str) -> None:
+            self.life.request_stop(f"second {name}" if self.life.stopping else name)
+
+    return GracefulWorker
 
 
 def run_worker(settings: Settings, classifier: Classifier, sink: SinkProtocol,
                stop: StopPolicy | None = None, loglevel: str = "WARNING",
-               on_progress: Any = None) -> ProcessorStats:
-    """Run one Faust worker in this process until signalled or `stop` says so."""
-    import faust
+               on_progress: Any = None, on_batch: BatchHook | None = None,
+               on_app: Callable[[Any], None] | None = None) -> ProcessorStats:
+    """Run one Faust worker in this process until signalled or `stop` says so.
 
+    `stats.fatal` is set when the worker must exit non-zero (the caller decides how)."""
+    patch_aiokafka()
     stop = stop or StopPolicy()
     stats = ProcessorStats()
+    store = getattr(sink, "store", None)  # its retry loops share the abort flag
+    abort = store.interrupt if store is not None else threading.Event()
+    abort.clear()
+    life = Lifecycle(settings.worker.shutdown_grace_s, abort)
     scorer = BatchScorer(classifier, sink, settings.worker.run_id, settings.kafka.raw_topic,
-                         settings.clickhouse.retry_max_wait_s)
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finsentry-score")
-    app = build_app(settings, scorer, stats, executor)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    stopping: dict[str, str] = {}
+                         settings.clickhouse.retry_max_wait_s, abort=abort)
+    executor = DaemonExecutor()
+    app, publisher = build_app(settings, scorer, stats, executor, life, on_batch)
+    if on_app is not None:
+        on_app(app)
+    worker = _worker_class()(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.life = life
+    stopping: dict[str, bool] = {}
+
+    outages = [o for o in (getattr(store, "outage", None), publisher.outage) if o]
 
     @app.timer(0.5)
     async def watchdog() -> None:
+        stats.retries = sum(o.total_failures for o in outages)
         if on_progress is not None:
             on_progress(stats)
         reason = stop.reason(stats)
-        if reason and not stopping:
-            stopping["reason"] = reason
-            log.info("worker stopping: %s", reason)
+        if reason:
+            life.request_stop(reason)
+        dead = coordinator_failure(app)
+        if dead and not life.stopping:
+            life.fail(dead)
+        if life.stopping and not stopping and life.ready_to_stop():
+            stopping["done"] = True
             asyncio.ensure_future(worker.stop())
 
     try:
         worker.execute_from_commandline()
-    except SystemExit:
-        pass
+    except SystemExit as exc:
+        if exc.code not in (0, None) and life.fatal is None:
+            life.fail(f"Faust worker exited with status {exc.code}")
     finally:
-        executor.shutdown(wait=True)
+        abort.set()  # any retry still running ends at its next wait
+        executor.shutdown(wait=True, timeout=settings.clickhouse.connect_timeout_s + 5)
+        if not executor.busy:
+            abort.clear()  # the store stays usable for the caller
+    stats.stop_reason, stats.fatal = life.stop_reason, life.fatal
     return stats

@@ -17,6 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from clickhouse_driver.util.escape import escape_param
@@ -26,11 +27,13 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_when_event_set,
     wait_exponential,
 )
 
 from finsentry.config import ClickHouseSettings
-from finsentry.errors import StoreError
+from finsentry.errors import StoreDataError, StoreError, StoreInterrupted, StoreUnavailableError
+from finsentry.store.faults import OutageLog
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -100,6 +103,18 @@ class Store(ABC):
         self.database = identifier(settings.database, "database name")
         self._lock = threading.RLock()
         self._version: tuple[int, ...] | None = None
+        # Set by a shutting-down owner: every retry loop on this store stops at its next wait.
+        self.interrupt = threading.Event()
+
+    @cached_property
+    def outage(self) -> OutageLog:
+        """Failures of this store, logged with bounded noise (also read by health checks)."""
+        return OutageLog(self.endpoint, log)
+
+    @property
+    def endpoint(self) -> str:
+        """What log lines and errors call this store (host:port, or the chdb path)."""
+        return f"ClickHouse database {self.database}"
 
     # -- transport hooks -------------------------------------------------------------------------
     @abstractmethod
@@ -126,32 +141,47 @@ class Store(ABC):
         """Run `fn` with the configured retries for transient failures; StoreError naming `what`.
 
         Callers that must not repeat a half-done step (the sink's check-then-insert) wrap the
-        whole unit in this and call the store methods inside it with `retry=False`.
+        whole unit in this and call the store methods inside it with `retry=False`. Transient
+        failures exhausted raise StoreUnavailableError; `interrupt` ends the loop with
+        StoreInterrupted; data errors (StoreDataError) are never retried.
         """
         attempts = self.settings.retry_attempts
         retryer = Retrying(
-            stop=stop_after_attempt(attempts),
+            stop=stop_after_attempt(attempts) | stop_when_event_set(self.interrupt),
             wait=wait_exponential(multiplier=0.2, max=self.settings.retry_max_wait_s),
             retry=retry_if_exception(lambda e: isinstance(e, TransientStoreError)),
             before_sleep=lambda state: self._before_retry(state, what),
+            sleep=lambda seconds: self.pause(seconds, what),
             reraise=False,
         )
         try:
             with self._lock:  # the whole unit: a check-then-insert must not interleave
-                return retryer(fn)
+                result = retryer(fn)
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            raise StoreError(f"{what}: gave up after {attempts} attempts: {last}") from last
+            if self.interrupt.is_set():
+                raise StoreInterrupted(f"{what}: interrupted by shutdown ({last})") from last
+            self.outage.failed(last or "unknown error", what)
+            raise StoreUnavailableError(f"{what}: gave up after {attempts} attempts: {last}") \
+                from last
         except TransientStoreError as exc:  # pragma: no cover - reraise=False wraps these
-            raise StoreError(f"{what}: {exc}") from exc
+            raise StoreUnavailableError(f"{what}: {exc}") from exc
         except StoreError as exc:
-            raise StoreError(f"{what}: {exc}") from exc
+            raise type(exc)(f"{what}: {exc}") from exc
+        self.outage.recovered()
+        return result
+
+    def pause(self, seconds: float, what: str = "retry") -> None:
+        """Sleep between attempts; a shutdown (`interrupt`) cuts the wait short and raises."""
+        if self.interrupt.wait(seconds):
+            raise StoreInterrupted(f"{what}: interrupted by shutdown")
 
     def _before_retry(self, state: RetryCallState, what: str) -> None:
         self._reset()
         error = state.outcome.exception() if state.outcome else None
-        log.warning("%s: attempt %d of %d failed (%s); retrying", what, state.attempt_number,
-                    self.settings.retry_attempts, error)
+        self.outage.failed(error or "unknown error", what)
+        log.debug("%s: attempt %d of %d failed (%s); retrying", what, state.attempt_number,
+                  self.settings.retry_attempts, error)
 
     def _call(self, fn: Callable[[], T], what: str, retry: bool) -> T:
         with self._lock:
@@ -162,8 +192,11 @@ class Store(ABC):
             except TransientStoreError:
                 self._reset()
                 raise  # the caller's own retry loop names the unit
+            except StoreDataError as exc:
+                self._reset()  # a client-side refusal can leave an INSERT half-sent
+                raise StoreDataError(f"{what}: {exc}") from exc
             except StoreError as exc:
-                raise StoreError(f"{what}: {exc}") from exc
+                raise type(exc)(f"{what}: {exc}") from exc
 
     # -- public API ------------------------------------------------------------------------------
     @property

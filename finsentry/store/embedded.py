@@ -3,7 +3,9 @@
 chdb allows ONE data path per process; stores on the same path share one session (refcounted) and
 a store on another path while one is open is a StoreError. Inserts send a JSONEachRow body
 (json.dumps escaping, never string-built VALUES); results come back as
-JSONCompactEachRowWithNamesAndTypes and are typed from the column types.
+one JSONCompact document per query (parsed whole, never split into lines, so NEL, U+2028 or CR
+inside a value stay data) and are typed from the column types. Engine errors are sorted by their
+code like the server's (finsentry.store.faults).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.config import ClickHouseSettings
-from finsentry.errors import StoreError
-from finsentry.store.base import DATETIME_FORMAT, Row, Store, utc_text
+from finsentry.errors import StoreDataError, StoreError
+from finsentry.store.base import DATETIME_FORMAT, Row, Store, TransientStoreError, utc_text
+from finsentry.store.faults import classify_code, code_in
 
 # Session-wide settings so results and inserts behave like the native transport.
 _SESSION_SETTINGS = (
@@ -25,6 +28,7 @@ _SESSION_SETTINGS = (
     "SET output_format_json_quote_denormals = 1",
     "SET input_format_skip_unknown_fields = 0",
     "SET session_timezone = 'UTC'",
+    "SET output_format_json_validate_utf8 = 1",
 )
 
 
@@ -78,22 +82,28 @@ class EmbeddedStore(Store):
             except StoreError:
                 raise
             except Exception as exc:  # chdb raises ChdbError/RuntimeError with the engine message
-                raise StoreError(f"chdb {self.path}: {_first_line(exc)}") from exc
+                message = f"chdb {self.path}: {_first_line(exc)}"
+                kind = classify_code(code_in(str(exc)))
+                if kind == "transient":
+                    raise TransientStoreError(message) from exc
+                raise (StoreDataError if kind == "data" else StoreError)(message) from exc
 
     def _execute(self, sql: str) -> None:
         self._run(sql)
 
+    @property
+    def endpoint(self) -> str:
+        return f"chdb {self.path}"
+
     def _query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result = self._run(sql, "JSONCompactEachRowWithNamesAndTypes")
-        lines = result.bytes().decode("utf-8").splitlines()
-        if not lines:
+        raw = self._run(sql, "JSONCompact").bytes()
+        if not raw.strip():
             return [], []
-        columns: list[str] = json.loads(lines[0])
-        types: list[str] = json.loads(lines[1])
-        rows = []
-        for line in lines[2:]:
-            values = json.loads(line)
-            rows.append(tuple(_typed(v, t) for v, t in zip(values, types, strict=True)))
+        doc = json.loads(raw.decode("utf-8", errors="replace"))
+        columns = [str(m["name"]) for m in doc["meta"]]
+        types = [str(m["type"]) for m in doc["meta"]]
+        rows = [tuple(_typed(v, t) for v, t in zip(values, types, strict=True))
+                for values in doc["data"]]
         return columns, rows
 
     def _insert(self, table: str, columns: list[str], rows: list[Row]) -> None:

@@ -6,6 +6,7 @@ first connect if missing, so `migrate` works against a fresh server.
 
 from __future__ import annotations
 
+import struct
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,19 +14,14 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
 
 from finsentry.config import ClickHouseSettings
-from finsentry.errors import StoreError
+from finsentry.errors import StoreDataError, StoreError
 from finsentry.store.base import Row, Store, TransientStoreError
+from finsentry.store.faults import classify_code
 
-# Server error codes that mean "try again later", not "this statement is wrong".
-_TRANSIENT_CODES = {
-    ch_errors.ErrorCodes.TOO_MANY_SIMULTANEOUS_QUERIES,
-    ch_errors.ErrorCodes.NETWORK_ERROR,
-    ch_errors.ErrorCodes.SOCKET_TIMEOUT,
-    ch_errors.ErrorCodes.TOO_MANY_PARTS,
-    ch_errors.ErrorCodes.TABLE_IS_READ_ONLY,
-    ch_errors.ErrorCodes.UNEXPECTED_END_OF_FILE,
-}
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
+# The server answered something that is not the native protocol (an HTTP port, another service).
+_PROTOCOL_ERRORS = (ch_errors.UnexpectedPacketFromServerError,
+                    ch_errors.UnknownPacketFromServerError)
 
 
 class NativeStore(Store):
@@ -35,6 +31,10 @@ class NativeStore(Store):
             raise StoreError("NativeStore needs clickhouse.host")
         self.host = settings.host
         self._client: Client | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"ClickHouse {self.host}:{self.settings.port}"
 
     def _new_client(self, database: str) -> Client:
         s = self.settings
@@ -60,17 +60,28 @@ class NativeStore(Store):
         """Run a driver call, sorting its failures into transient and permanent."""
         try:
             return fn()
+        except _PROTOCOL_ERRORS as exc:  # not ClickHouse at all: retrying cannot help
+            raise StoreError(f"{self.endpoint} does not speak the ClickHouse native protocol "
+                             f"({_one_line(exc)})") from exc
         except ch_errors.ServerException as exc:
             text = exc.message.split("Stack trace:")[0].strip()
-            message = f"ClickHouse {self.host}:{self.settings.port}: code {exc.code}: {text}"
-            if exc.code in _TRANSIENT_CODES:
+            message = f"{self.endpoint}: code {exc.code}: {_one_line(text)}"
+            kind = classify_code(exc.code)
+            if kind == "transient":
                 raise TransientStoreError(message) from exc
-            raise StoreError(message) from exc
+            raise (StoreDataError if kind == "data" else StoreError)(message) from exc
         except _NETWORK_ERRORS as exc:
-            raise TransientStoreError(
-                f"ClickHouse {self.host}:{self.settings.port} unreachable: {exc}") from exc
-        except ch_errors.Error as exc:
-            raise StoreError(f"ClickHouse {self.host}:{self.settings.port}: {exc}") from exc
+            raise TransientStoreError(f"{self.endpoint} unreachable: {_one_line(exc)}") from exc
+        except ch_errors.Error as exc:  # client side, e.g. TypeMismatchError for a bad value
+            code = getattr(exc, "code", None)
+            kind = classify_code(code)
+            message = f"{self.endpoint}: {_one_line(exc)}"
+            if kind == "transient":
+                raise TransientStoreError(message) from exc
+            raise (StoreDataError if kind == "data" else StoreError)(message) from exc
+        except (struct.error, OverflowError, ValueError, TypeError) as exc:  # column encoding
+            raise StoreDataError(f"{self.endpoint}: a value does not fit its column: "
+                                 f"{_one_line(exc)}") from exc
 
     def _execute(self, sql: str) -> None:
         client = self._connected()
@@ -96,6 +107,11 @@ class NativeStore(Store):
         if self._client is not None:
             self._client.disconnect()
             self._client = None
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _utc(value: Any) -> Any:
