@@ -95,6 +95,8 @@ def worker_command(settings: Settings, batch_size: int | None, batch_max_wait_s:
 
         if health is not None:
             health.add_check("consumer", consumer_state)
+            click.echo(f"health endpoint: http://{settings.health.host}:{health.port}/healthz",
+                       err=True)
         stats = run_worker(settings, classifier, sink, StopPolicy(max_seconds, idle_exit, expect),
                            loglevel=log_level, on_progress=on_progress,
                            on_batch=monitor.on_batch if monitor else None,

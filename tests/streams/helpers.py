@@ -86,6 +86,7 @@ def settings_for(kafka: KafkaSettings, ch: ClickHouseSettings, **worker: Any) ->
         kafka=kafka, clickhouse=ch,
         worker={"app_id": f"test-worker-{tag}", "run_id": f"test-{tag}", "batch_size": 64,
                 "batch_max_wait_s": 0.5, **worker},
+        health={"worker_port": 0, "ingest_port": 0, "alerts_port": 0, "check_interval_s": 1.0},
     )
 
 
@@ -121,6 +122,29 @@ def start_worker(config: Path, *args: str, log: Path | None = None) -> subproces
          "--log-level", "WARNING", *args],
         stdout=out, stderr=subprocess.STDOUT, env=env,
     )
+
+
+def health_url(log: Path, timeout: float = 120) -> str:
+    """The /healthz URL a `finsentry worker` printed (it binds a free port in tests)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                if line.startswith("health endpoint: "):
+                    return line.split(": ", 1)[1].strip()
+        time.sleep(0.2)
+    raise AssertionError(f"no health endpoint line in {log}")
+
+
+def health_status(url: str) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def worker_messages(log: Path) -> int:
