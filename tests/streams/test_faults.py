@@ -55,6 +55,10 @@ def _wait_rc(proc: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
         raise AssertionError(f"worker did not exit:\n{log.read_text()[-3000:]}") from None
 
 
+def _n(got: dict[str, object], key: str) -> int:
+    return int(str(got[key]))
+
+
 def _figures(name: str, **values: object) -> None:
     print(f"FIGURES {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
 
@@ -91,8 +95,8 @@ def test_sigterm_during_clickhouse_outage_loses_nothing(
                   log2, 400)
     assert rc == 0, log2.read_text()[-3000:]
     got = _stored(settings)
-    _figures("sigterm-during-outage", lost=640 - int(got["ids"]),
-             duplicated=int(got["n"]) - int(got["ids"]), dead_lettered=0,
+    _figures("sigterm-during-outage", lost=640 - _n(got, "ids"),
+             duplicated=_n(got, "n") - _n(got, "ids"), dead_lettered=0,
              exit_after_sigterm_s=round(exit_s, 1),
              recovery_s=round(time.monotonic() - restarted, 1))
     assert got["n"] == 640 and got["ids"] == 640, got
@@ -142,8 +146,8 @@ def test_clickhouse_down_60s_health_and_no_loss(
             proc.kill()
     outage_lines = len(log.read_text().splitlines()) - lines_before
     got = _stored(settings)
-    _figures("clickhouse-down-60s", lost=640 - int(got["ids"]),
-             duplicated=int(got["n"]) - int(got["ids"]), dead_lettered=0,
+    _figures("clickhouse-down-60s", lost=640 - _n(got, "ids"),
+             duplicated=_n(got, "n") - _n(got, "ids"), dead_lettered=0,
              unhealthy_after_s=round(unhealthy_after, 1),
              healthy_after_restart_s=round(healthy_after, 1),
              drained_after_restart_s=round(drained_after, 1), log_lines=outage_lines)
@@ -177,7 +181,7 @@ def test_poison_documents_are_dead_lettered_the_rest_stored(
     letters = consume_all(settings.kafka, settings.kafka.dead_letter_topic, len(poison))
     got = _stored(settings)
     _figures(f"poison-documents[{'server' if store_settings.host else 'chdb'}]",
-             lost=300 - int(got["ids"]), duplicated=int(got["n"]) - int(got["ids"]),
+             lost=300 - _n(got, "ids"), duplicated=_n(got, "n") - _n(got, "ids"),
              dead_lettered=len(letters), seconds=round(time.monotonic() - started, 1))
     assert len(letters) == len(poison)
     reasons = [env["reason"] for env in letters]
