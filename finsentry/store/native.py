@@ -6,6 +6,7 @@ first connect if missing, so `migrate` works against a fresh server.
 
 from __future__ import annotations
 
+import logging
 import struct
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,9 @@ class NativeStore(Store):
             raise StoreError("NativeStore needs clickhouse.host")
         self.host = settings.host
         self._client: Client | None = None
+        # the driver logs every failed connect with a traceback; this store's OutageLog already
+        # reports an outage once when it starts, once when it ends, and a summary in between
+        logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
 
     @property
     def endpoint(self) -> str:
