@@ -10,6 +10,7 @@ backoff until the sends are confirmed or the worker aborts (the batch then stays
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,27 @@ def fit_scored(doc: ScoredDocument, limit: int) -> tuple[bytes, str | None]:
         value = _with(doc, d, cut)
     note = "cut to fit kafka.max_message_bytes: " + ", ".join(cut)
     return value, note
+
+
+def fit_envelope(envelope: bytes, limit: int) -> bytes:
+    """A dead-letter envelope cut to `limit`: its payload shortened (the hash still names it)."""
+    budget = limit - _HEADROOM
+    if len(envelope) <= budget:
+        return envelope
+    env = json.loads(envelope)
+    for field in ("payload", "payload_base64"):
+        text = env.get(field)
+        if text:
+            over = len(envelope) - budget
+            env[field] = text[: max(0, len(text) - over - 1024)]
+            env["payload_truncated"] = True
+            envelope = json.dumps(env, ensure_ascii=False).encode("utf-8")
+    while len(envelope) > budget and (env.get("payload") or env.get("payload_base64")):
+        for field in ("payload", "payload_base64"):
+            if env.get(field):
+                env[field] = env[field][: len(env[field]) // 2]
+        envelope = json.dumps(env, ensure_ascii=False).encode("utf-8")
+    return envelope
 
 
 def _with(doc: ScoredDocument, document: Any, cut: list[str]) -> bytes:
@@ -104,8 +126,9 @@ class Publisher:
             else:
                 published.append(doc)
         result.scored = published
-        letters = await self._send_all(self.send_dead_letter,
-                                       [(r.key, r.envelope) for r in result.rejected])
+        letters = await self._send_all(
+            self.send_dead_letter,
+            [(r.key, fit_envelope(r.envelope, self.limit)) for r in result.rejected])
         for outcome in letters:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -151,7 +174,9 @@ class Publisher:
                 if self.abort.is_set():
                     raise Abandoned(f"send abandoned at shutdown: {exc}") from exc
                 self.outage.failed(exc, "a send")
-                await asyncio.sleep(wait)
+                until = asyncio.get_running_loop().time() + wait
+                while not self.abort.is_set() and asyncio.get_running_loop().time() < until:
+                    await asyncio.sleep(0.2)
                 wait = min(wait * 2, self.retry_max_wait_s)
                 continue
             self.outage.recovered()

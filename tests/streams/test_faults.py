@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
+from finsentry.store import open_store
 from tests.fixtures.clickhouse import ClickHouseServer, ch_settings, free_port_pair
 from tests.streams.helpers import (
     consume_all,
@@ -159,9 +160,12 @@ def test_clickhouse_down_60s_health_and_no_loss(
 def test_poison_documents_are_dead_lettered_the_rest_stored(
         kafka_settings: KafkaSettings, store_settings: ClickHouseSettings,
         tmp_path: Path) -> None:
-    settings: Settings = prepare_pipeline(kafka_settings, store_settings)
+    small = kafka_settings.model_copy(update={"max_message_bytes": 128 * 1024})
+    settings: Settings = prepare_pipeline(small, store_settings)
     config = write_config(settings, tmp_path / "finsentry.toml")
     good = make_documents(300, "poison")
+    long_text = "é" * 70_000  # 140 kB: stored whole, published cut to fit 128 kB
+    good[10] = good[10].model_copy(update={"text": long_text})
     template = json.loads(good[0].to_json())
     poison = {
         f"year {y}": json.dumps({**template, "id": f"poison-date-{y}",
@@ -190,3 +194,10 @@ def test_poison_documents_are_dead_lettered_the_rest_stored(
     assert got["n"] == 300 and got["ids"] == 300, got
     scored = consume_all(settings.kafka, settings.kafka.scored_topic, 300)
     assert len(scored) == 300
+    cut = [s for s in scored if s["document"]["id"] == good[10].id]
+    assert len(cut) == 1 and "finsentry_cut" in cut[0]["document"]["metadata"]
+    with open_store(settings.clickhouse) as store:
+        rows = store.query("SELECT length(text) AS n FROM scored_documents FINAL "
+                           "WHERE run_id = %(run)s AND doc_id = %(id)s",
+                           {"run": settings.worker.run_id, "id": good[10].id})
+    assert rows[0]["n"] == len(long_text.encode()), "the store keeps the whole text"
