@@ -2,6 +2,8 @@
 
     python healthcheck.py tcp HOST:PORT [HOST:PORT ...]   every endpoint accepts a connection
     python healthcheck.py http URL                        the URL answers with a status below 500
+    python healthcheck.py healthz URL                     a finsentry /healthz answers 200 (a 503
+                                                          lists the failing checks on stderr)
 
 Why a separate script: importing finsentry would load pydantic and friends on every probe, and the
 probe must say "this process can reach what it needs" without depending on the code it checks.
@@ -10,6 +12,7 @@ Exit status 0 = healthy, 1 = unhealthy (the reason on stderr), as Docker expects
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import urllib.error
@@ -41,11 +44,32 @@ def check_http(url: str) -> str | None:
         return f"{url}: {exc}"
 
 
+def check_healthz(url: str) -> str | None:
+    """A finsentry service's own verdict: only 200 is healthy."""
+    if not url.startswith(("http://", "https://")):
+        return f"bad url {url!r}"
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as resp:  # noqa: S310 - checked
+            return None if resp.status == 200 else f"{url}: HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        try:
+            reasons = json.loads(exc.read() or b"{}").get("reasons", {})
+        except ValueError:
+            reasons = {}
+        detail = "; ".join(f"{k}: {v}" for k, v in reasons.items())
+        return f"{url}: HTTP {exc.code}" + (f" ({detail})" if detail else "")
+    except (urllib.error.URLError, OSError) as exc:
+        return f"{url}: {exc}"
+
+
+CHECKS = {"tcp": check_tcp, "http": check_http, "healthz": check_healthz}
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] not in {"tcp", "http"}:
+    if len(argv) < 2 or argv[0] not in CHECKS:
         print(__doc__, file=sys.stderr)
         return 2
-    check = check_tcp if argv[0] == "tcp" else check_http
+    check = CHECKS[argv[0]]
     problems = [p for p in (check(target) for target in argv[1:]) if p]
     for problem in problems:
         print(f"unhealthy: {problem}", file=sys.stderr)
