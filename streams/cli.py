@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import click
@@ -70,6 +71,8 @@ def worker_command(settings: Settings, batch_size: int | None, batch_max_wait_s:
     from finsentry.streams.worker import StopPolicy, run_worker
 
     setup_logging(log_level)
+    # until Faust installs its own handlers: SIGTERM while loading the model is a clean stop
+    signal.signal(signal.SIGTERM, _interrupt)
     settings = apply_overrides(settings, "worker", batch_size=batch_size,
                                batch_max_wait_s=batch_max_wait_s, run_id=run_id, app_id=app_id)
     if health_port is not None:
@@ -109,6 +112,10 @@ def worker_command(settings: Settings, batch_size: int | None, batch_max_wait_s:
                f"{stats.written} stored, {stats.rejected} dead-lettered")
     if stats.fatal:
         raise StreamError(f"worker {settings.worker.app_id}: {stats.fatal}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 @click.command("demo")
