@@ -20,12 +20,15 @@ already use every core.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sys
 import threading
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,30 @@ from finsentry.models.runtime import length_order, pick_device, softmax
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "int8", "onnx")
+_ANNOUNCED: dict[str, bool] = {}
+
+
+@contextlib.contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Silence library noise while loading/exporting: torch TracerWarnings, onnxruntime's
+    quantisation hints (logged on the root logger), transformers' weight-loading bars."""
+    loggers = [logging.getLogger(n) for n in ("", "onnxruntime", "transformers", "torch.onnx")]
+    levels = [lg.level for lg in loggers]
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lg in loggers:
+            lg.setLevel(max(lg.level, logging.ERROR))
+        try:
+            yield
+        finally:
+            for lg, level in zip(loggers, levels, strict=True):
+                lg.setLevel(level)
+            if bars:
+                hf_logging.enable_progress_bar()
 
 
 def weights_hash(path: Path) -> str:
@@ -94,8 +121,9 @@ class TextModel:
         import torch
         from transformers import AutoModelForSequenceClassification
 
-        model = AutoModelForSequenceClassification.from_pretrained(self.path,
-                                                                   dtype=torch.float32)
+        with quiet_libraries():
+            model = AutoModelForSequenceClassification.from_pretrained(self.path,
+                                                                       dtype=torch.float32)
         model.eval()
         if self.device == "cuda":
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -126,6 +154,10 @@ class TextModel:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         log.info("building the int8 ONNX form of %s (once) in %s", self.path, target.parent)
+        if not _ANNOUNCED.get("int8"):
+            _ANNOUNCED["int8"] = True
+            print("building the int8 models once (first run only; cached in "
+                  f"{target.parent.parent})", file=sys.stderr, flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         model = self._torch_model("torch")
         enc = self._tok(["a short example", "another example text"], padding=True,
@@ -135,7 +167,7 @@ class TextModel:
         fp32 = target.with_name(f"model.fp32.{unique}.onnx.tmp")
         axes = {n: {0: "batch", 1: "sequence"} for n in names}
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), quiet_libraries():
                 torch.onnx.export(model, (dict(enc.items()),), str(fp32), input_names=names,
                                   output_names=["logits"],
                                   dynamic_axes={**axes, "logits": {0: "batch"}},
@@ -144,8 +176,9 @@ class TextModel:
             # Per-channel weight scales cut en-topic's int8 loss from 1.0 to under 0.3 points
             # at about the same speed; 7-bit weights (reduce_range) avoid the u8s8 saturation
             # that CPUs without VNNI suffer (onnxruntime's quantisation guide).
-            quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=True)
+            with quiet_libraries():
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8,
+                                 per_channel=True, reduce_range=True)
             tmp.replace(target)
         except Exception as exc:  # export problems are environment problems: name the model
             raise ModelError(f"could not build the ONNX int8 form of {self.path}: {exc}") from exc

@@ -35,3 +35,18 @@ def test_demo_runs_twice_and_writes_chart(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-3000:]
     assert "240 documents stored" in second.stdout
     assert len(list(tmp_path.glob("report-demo-*.html"))) == 2
+
+
+def test_first_demo_is_quiet(tmp_path: Path) -> None:
+    """A first run (nothing cached) prints one line about building the int8 models, and no
+    library noise (TracerWarnings, ONNX quantisation hints, weight-loading bars)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+    env["FINSENTRY_MODELS__DERIVED_CACHE"] = str(tmp_path / "derived")
+    done = subprocess.run(
+        [sys.executable, "-m", "finsentry", "demo", "--out", str(tmp_path / "out"),
+         "--documents", "20"], capture_output=True, text=True, timeout=900, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    err = done.stderr
+    assert err.count("building the int8 models once") == 1, err[-3000:]
+    for noise in ("TracerWarning", "Warning", "quantiz", "pre-processing", "Loading weights"):
+        assert noise not in err, f"{noise!r} in:\n{err[-3000:]}"
