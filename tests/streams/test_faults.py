@@ -201,3 +201,45 @@ def test_poison_documents_are_dead_lettered_the_rest_stored(
                            "WHERE run_id = %(run)s AND doc_id = %(id)s",
                            {"run": settings.worker.run_id, "id": good[10].id})
     assert rows[0]["n"] == len(long_text.encode()), "the store keeps the whole text"
+
+
+def test_broker_restart_worker_reconnects(store_settings: ClickHouseSettings,
+                                          tmp_path: Path) -> None:
+    """The broker stops for 10 s mid-stream and comes back (same port, data kept)."""
+    from finsentry.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(tmp_path / "kafka").start()
+    proc = None
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, raw_topic="bounce.raw",
+                              scored_topic="bounce.scored", dead_letter_topic="bounce.dlq")
+        settings = prepare_pipeline(kafka, store_settings, batch_size=32)
+        config = write_config(settings, tmp_path / "finsentry.toml")
+        docs = make_documents(600, "bounce")
+        produce(settings.kafka, (d.to_json() for d in docs[:300]),
+                keys=(d.id.encode() for d in docs[:300]))
+        log = tmp_path / "worker.log"
+        proc = start_worker(config, "--expect", "600", "--max-seconds", "400", log=log)
+        deadline = time.monotonic() + 300
+        while committed_offsets(settings) < 64:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.2)
+        broker.stop()
+        time.sleep(10)
+        broker.start()
+        back = time.monotonic()
+        produce(settings.kafka, (d.to_json() for d in docs[300:]),
+                keys=(d.id.encode() for d in docs[300:]))
+        rc = _wait_rc(proc, log, 400)
+        assert rc == 0, log.read_text()[-3000:]
+        recovered = time.monotonic() - back
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        broker.stop()
+    got = _stored(settings)
+    _figures(f"broker-restart[{'server' if store_settings.host else 'chdb'}]",
+             lost=600 - _n(got, "ids"), duplicated=_n(got, "n") - _n(got, "ids"),
+             dead_lettered=0, drained_after_restart_s=round(recovered, 1))
+    assert got["n"] == 600 and got["ids"] == 600, got
