@@ -11,6 +11,7 @@ import click
 
 from finsentry.cli import apply_overrides, pass_settings, setting_option
 from finsentry.config import Settings
+from finsentry.sanitize import inert
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -88,11 +89,14 @@ def query_command(settings: Settings, sql: str, params: tuple[str, ...], as_json
     with open_store(settings.clickhouse) as store:
         frame = store.query_df(sql, bound)
     shown = frame.head(limit)
+    # stored text is crawled (untrusted): no raw control, line-separator or bidi character may
+    # reach the terminal; JSON lines are ASCII-escaped, table cells made inert
     if as_json:
         for record in shown.to_dict(orient="records"):
-            click.echo(json.dumps(record, ensure_ascii=False, default=str))
+            click.echo(json.dumps(record, ensure_ascii=True, default=str))
     elif frame.columns.size:
-        click.echo(shown.to_string(index=False, max_colwidth=80))
+        safe = shown.map(lambda v: inert(v) if isinstance(v, str) else v)
+        click.echo(safe.to_string(index=False, max_colwidth=80))
     if len(frame) > limit:
         click.echo(f"({len(frame)} rows, first {limit} shown)", err=True)
     elif not as_json:

@@ -49,3 +49,20 @@ def test_db_query_errors_name_the_query(store_settings: ClickHouseSettings) -> N
     bad = CliRunner().invoke(cli, ["db", "query", *_target(store_settings), "SELECT 1",
                                    "-p", "novalue"])
     assert bad.exit_code == 2 and "NAME=VALUE" in bad.output
+
+
+def test_db_query_output_is_inert(store_settings: ClickHouseSettings) -> None:
+    """Crawled text printed by `db query` cannot forge lines or drive the terminal."""
+    hostile = "x\x1b[2J\x1b[31mred\u0085nel\u2028ls\r\nBcc: evil@example.com\u202eyy"
+    runner = CliRunner()
+    target = _target(store_settings)
+    for extra in ([], ["--json"]):
+        out = runner.invoke(cli, ["db", "query", *target, *extra, "SELECT %(t)s AS title",
+                                  "-p", f"t={hostile}"], catch_exceptions=False)
+        assert out.exit_code == 0, out.output
+        text = out.stdout
+        for raw in ("\x1b", "\u0085", "\u2028", "\r", "\u202e"):
+            assert raw not in text, (extra, text)
+        assert len(text.strip().splitlines()) == (1 if extra else 2), text  # header + one row
+        if extra:
+            assert json.loads(text)["title"] == hostile
