@@ -32,6 +32,7 @@ class NativeStore(Store):
             raise StoreError("NativeStore needs clickhouse.host")
         self.host = settings.host
         self._client: Client | None = None
+        self._ever_connected = False
         # the driver logs every failed connect with a traceback; this store's OutageLog already
         # reports an outage once when it starts, once when it ends, and a summary in between
         logging.getLogger("clickhouse_driver.connection").setLevel(logging.CRITICAL)
@@ -40,24 +41,37 @@ class NativeStore(Store):
     def endpoint(self) -> str:
         return f"ClickHouse {self.host}:{self.settings.port}"
 
-    def _new_client(self, database: str) -> Client:
+    def _new_client(self, database: str, timeout: float | None = None) -> Client:
         s = self.settings
         return Client(
             host=s.host, port=s.port, user=s.user, password=s.password.get_secret_value(),
             database=database, secure=s.secure, connect_timeout=s.connect_timeout_s,
-            send_receive_timeout=max(30.0, s.connect_timeout_s),
+            send_receive_timeout=timeout or max(30.0, s.connect_timeout_s),
             client_name="finsentry",
         )
 
     def _connected(self) -> Client:
         if self._client is None:
-            bootstrap = self._new_client("default")
+            # The first connection must answer the handshake within connect_timeout_s: a port
+            # that accepts but stays silent (Kafka, SSH, ...) is not ClickHouse, and retrying
+            # it for minutes helps nobody. Later reconnects are ordinary transient failures.
+            first = not self._ever_connected
+            timeout = self.settings.connect_timeout_s if first else None
+            bootstrap = self._new_client("default", timeout)
             try:
                 self._guard(lambda: bootstrap.execute(
                     f"CREATE DATABASE IF NOT EXISTS {self.database}"))
+            except TransientStoreError as exc:
+                if first and isinstance(exc.__cause__, ch_errors.SocketTimeoutError):
+                    raise StoreError(
+                        f"{self.endpoint} accepted a connection but gave no ClickHouse handshake "
+                        f"within {self.settings.connect_timeout_s:g}s: is it a ClickHouse "
+                        f"native-protocol port?") from exc
+                raise
             finally:
                 bootstrap.disconnect()
             self._client = self._new_client(self.database)
+            self._ever_connected = True
         return self._client
 
     def _guard(self, fn: Any) -> Any:

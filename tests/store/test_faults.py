@@ -76,8 +76,12 @@ def test_error_codes_are_sorted() -> None:
     assert classify_code(60) == "fatal" and classify_code(None) == "fatal"
 
 
-def test_a_port_that_is_not_clickhouse_fails_fast() -> None:
-    """Something listens but answers garbage: a clear error in seconds, not minutes of retries."""
+@pytest.mark.parametrize("reply", [b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                                   None])
+def test_a_port_that_is_not_clickhouse_fails_fast(reply: bytes | None) -> None:
+    """Something listens but answers garbage (an HTTP port) or nothing at all (a Kafka port):
+    a clear error in seconds, not minutes of retries."""
+    held: list[socket.socket] = []
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
@@ -92,7 +96,10 @@ def test_a_port_that_is_not_clickhouse_fails_fast() -> None:
             except OSError:
                 continue
             conn.recv(4096)
-            conn.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            if reply is None:
+                held.append(conn)  # silent: keep the connection open, never answer
+                continue
+            conn.sendall(reply)
             conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -107,6 +114,8 @@ def test_a_port_that_is_not_clickhouse_fails_fast() -> None:
         stop.set()
         thread.join(5)
         listener.close()
+        for conn in held:
+            conn.close()
     assert time.monotonic() - started < 15
     assert f"127.0.0.1:{port}" in str(err.value)
     assert not isinstance(err.value, StoreDataError)
