@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.config import Settings
+from finsentry.errors import StreamError
 from finsentry.streams.sample import SampleStream, generate
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ def _run(settings: Settings, out_dir: Path, sample: SampleStream, run_id: str, s
                                StopPolicy(expect_messages=produced, max_seconds=1800),
                                on_progress=lambda s: bar.update(s.messages - bar.n))
             bar.close()
+            if stats.fatal:
+                raise StreamError(f"demo worker failed: {stats.fatal}")
             return _summarise(store, settings, sample, produced, stats.rejected,
                               stats.busy_seconds, out_dir)
         finally:
