@@ -1,10 +1,10 @@
 """Health that tells the truth: `/healthz` and Prometheus `/metrics` for every long-running service.
 
-    server = start_health_server(settings, "worker", checks=[clickhouse_check(settings.clickhouse),
-                                                              kafka_check(settings.kafka)])
+    server = start_health_server(settings, "alerts", default_checks(settings, store))
+    server.add_check("scheduler", lambda: None if scheduler.running else "scheduler stopped")
     server.metrics.documents_in.inc(64)
     ...
-    server.stop()
+    server.stop()   # start_health_server returns None when health.enabled is false
 
 Checks are plain callables returning None (healthy) or a one-line reason. They run on a
 background thread every `health.check_interval_s`, each bounded by `health.check_timeout_s`, so
