@@ -52,11 +52,12 @@ class NativeStore(Store):
 
     def _connected(self) -> Client:
         if self._client is None:
-            # The first connection must answer the handshake within connect_timeout_s: a port
+            # The first connection must answer the handshake within seconds: a port
             # that accepts but stays silent (Kafka, SSH, ...) is not ClickHouse, and retrying
             # it for minutes helps nobody. Later reconnects are ordinary transient failures.
             first = not self._ever_connected
-            timeout = self.settings.connect_timeout_s if first else None
+            handshake_s = max(self.settings.connect_timeout_s, 5.0)  # a busy server may be slow
+            timeout = handshake_s if first else None
             bootstrap = self._new_client("default", timeout)
             try:
                 self._guard(lambda: bootstrap.execute(
@@ -65,7 +66,7 @@ class NativeStore(Store):
                 if first and isinstance(exc.__cause__, ch_errors.SocketTimeoutError):
                     raise StoreError(
                         f"{self.endpoint} accepted a connection but gave no ClickHouse handshake "
-                        f"within {self.settings.connect_timeout_s:g}s: is it a ClickHouse "
+                        f"within {handshake_s:g}s: is it a ClickHouse "
                         f"native-protocol port?") from exc
                 raise
             finally:
