@@ -245,6 +245,7 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
     """The service loop (apscheduler): one engine cycle per interval; stops on SIGTERM."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from finsentry.health import Check, clickhouse_check, start_health_server
     from finsentry.store import migrate, open_store
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per job run
@@ -253,6 +254,9 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
         migrate(store)
         engine = _engine(settings, store)
         engine.check_notifiers()
+        # /healthz fails while ClickHouse (the rules' only input) is unreachable; /metrics
+        health = start_health_server(settings, "alerts", [Check("clickhouse", clickhouse_check(
+            settings.clickhouse, settings.health.check_timeout_s, store))])
 
         def job() -> None:
             try:
@@ -274,5 +278,7 @@ def run_service(settings: Settings, stop: threading.Event | None = None) -> None
         finally:
             log.info("alerts: stopping (finishing the current cycle)")
             scheduler.shutdown(wait=True)
+            if health is not None:
+                health.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_run_service_mails_and_stops_on_sigterm(clickhouse_server: ClickHouseSer
     ch = ClickHouseSettings.model_validate({
         "host": clickhouse_server.host, "port": clickhouse_server.port,
         "database": f"t_{uuid.uuid4().hex[:12]}", "retry_attempts": 2})
+    health_port = free_port()
     try:
         with open_store(ch) as store:
             migrate(store)
@@ -104,12 +106,19 @@ def test_run_service_mails_and_stops_on_sigterm(clickhouse_server: ClickHouseSer
             ScoredSink(store).write(stream("AAPL", baseline_neg=0.1, window_docs=10,
                                            window_neg=9, as_of=now))
         env = {**os.environ, "FINSENTRY_CONFIG": str(config_file(tmp_path, ch, smtp.port)),
-               "FINSENTRY_ALERTS__ALLOWED_LATENESS_S": "0"}
+               "FINSENTRY_ALERTS__ALLOWED_LATENESS_S": "0",
+               "FINSENTRY_HEALTH__ALERTS_PORT": str(health_port)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "finsentry", "alerts", "run", "--interval", "1"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             messages = smtp.inbox.wait_for(1, timeout=90)
+            # the service's /healthz (ClickHouse reachable) and Prometheus /metrics
+            base = f"http://127.0.0.1:{health_port}"
+            with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:  # noqa: S310
+                assert resp.status == 200
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:  # noqa: S310
+                assert resp.status == 200
             time.sleep(3)  # a few more 1 s cycles: nothing new
         finally:
             proc.send_signal(signal.SIGTERM)
