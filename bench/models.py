@@ -44,7 +44,7 @@ def accuracy_table(data: Path, threads: int, cache: Path) -> list[str]:
             m = TextModel(path, device="cpu", backend=backend, max_length=128, batch_size=64,
                           threads=threads, cache_dir=cache)
             t0 = time.perf_counter()
-            report = evaluate(m.predict_ids, sets, data)
+            report = evaluate(m.probs, sets, data)
             took = time.perf_counter() - t0
             for s, r in report.items():
                 rows.append(f"| {name} | {backend} ({took:.0f} s) | {s} | {r['n']} | "

@@ -7,6 +7,10 @@ from typing import Any
 
 from jinja2 import Environment
 
+from finsentry.models.calibration import format_ci
+
+EVAL_KEYS = ("accuracy", "accuracy_ci", "macro_f1", "weighted_f1", "ece", "n")
+
 _DATA = {
     ("sentiment", "en"): ("Financial PhraseBank Sentences_50Agree (MANIFEST train split, minus "
                           "every FPB-50 and FPB-All test sentence) + Twitter Financial News "
@@ -63,10 +67,15 @@ examples (a stratified slice of the training data, used for early stopping).
   {{ metrics.train_seconds }} s of training
 
 ## Metrics (MANIFEST.md protocol)
-{% if rows %}| set | n | accuracy | macro F1 | weighted F1 |
-|---|---:|---:|---:|---:|
+{% if rows %}| set | n | accuracy [95% bootstrap CI] | macro F1 | weighted F1 | ECE |
+|---|---:|---:|---:|---:|---:|
 {% for row in rows %}{{ row }}
 {% endfor %}{% else %}Not evaluated (no evaluation data at training time).
+{% endif %}
+{% if calibration %}
+Calibration: temperature {{ calibration.temperature }} fitted on dev (stored in `config.json` as
+`finsentry_temperature`); dev ECE {{ calibration.dev_ece_before }} before,
+{{ calibration.dev_ece_after }} after. Test-set ECE above is after the temperature.
 {% endif %}
 Dev history: {{ history }}
 """
@@ -77,8 +86,7 @@ def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path,
     key = (cfg.task, cfg.lang)
     licence_id, licence_text = _LICENCE.get(key, ("other", "See the training data's licence."))
     env = Environment(autoescape=False, keep_trailing_newline=True)  # noqa: S701 (Markdown)
-    rows = [f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | "
-            f"{m['weighted_f1']:.4f} |" for name, m in metrics.get("eval", {}).items()]
+    rows = eval_rows(metrics.get("eval", {}))
     history = "; ".join(f"step {h['step']} acc {h['dev_accuracy']:.4f} "
                         f"F1 {h['dev_macro_f1']:.4f}" for h in metrics.get("history", []))
     distill = ""
@@ -89,7 +97,7 @@ def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path,
     text = env.from_string(_TEMPLATE).render(
         what="financial sentiment" if cfg.task == "sentiment" else "financial topics",
         method="LoRA r=16, merged" if cfg.lora else "full fine-tune", distill=distill,
-        rows=rows, history=history,
+        rows=rows, history=history, calibration=metrics.get("calibration"),
         cfg=cfg, metrics=metrics, base_dir=Path(base_dir), lineage=lineage or [],
         licence_id=licence_id,
         licence_text=licence_text, data=_DATA.get(key, "custom data"),
@@ -97,6 +105,13 @@ def write_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path,
     path = Path(out) / "README.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def eval_rows(report: dict[str, Any]) -> list[str]:
+    """Markdown rows: set, n, accuracy with its CI, macro/weighted F1, ECE (when known)."""
+    return [f"| {name} | {m['n']} | {format_ci(m['accuracy'], m.get('accuracy_ci'))} | "
+            f"{m['macro_f1']:.4f} | {m['weighted_f1']:.4f} | "
+            f"{m['ece'] if 'ece' in m else '-'} |" for name, m in report.items()]
 
 
 def _labels(key: tuple[str, str]) -> tuple[str, ...]:

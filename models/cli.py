@@ -93,7 +93,7 @@ def eval_command(settings: Settings, model_path: Path, sets: str | None, out: Pa
                   batch_size=settings.models.batch_size, threads=settings.models.threads,
                   cache_dir=settings.models.derived_cache)
     names = sets.split(",") if sets else _default_sets(m.labels, m.language)
-    report = evaluate(m.predict_ids, names, _data_root(settings, data))
+    report = evaluate(m.probs, names, _data_root(settings, data))
     j, md = write_report(report, out or model_path / "eval", f"Evaluation of {model_path}")
     for name, r in report.items():
         click.echo(f"{name}: accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} "

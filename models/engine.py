@@ -29,6 +29,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,18 @@ def quiet_libraries() -> Iterator[None]:
                 hf_logging.enable_progress_bar()
 
 
+@dataclass(frozen=True)
+class Head:
+    """One output of a model: its labels and the softmax temperature fitted on dev."""
+
+    labels: tuple[str, ...]
+    temperature: float = 1.0
+
+
 def weights_hash(path: Path) -> str:
     """Short content hash of a model folder's config and weights (the model version)."""
     h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors", "heads.safetensors"):
         f = path / name
         if f.is_file():
             with f.open("rb") as fh:
@@ -102,9 +111,11 @@ class TextModel:
         self.version = weights_hash(self.path)
         self.name = self.path.name
         config = AutoConfig.from_pretrained(self.path)
-        self.labels: tuple[str, ...] = tuple(config.id2label[i] for i in range(config.num_labels))
         self.language: str = str(getattr(config, "finsentry_language", "") or
                                  ("zh" if self.path.name.startswith("zh") else "en"))
+        self.heads: dict[str, Head] = self._read_heads(config)
+        self.labels: tuple[str, ...] = next(iter(self.heads.values())).labels
+        self.output_names = list(self.heads)
         self._lock = threading.Lock()
         self._tok = AutoTokenizer.from_pretrained(self.path)
         if threads:
@@ -117,13 +128,23 @@ class TextModel:
             self._model = self._torch_model(backend)
 
     # --- building the runtimes -------------------------------------------------------------
-    def _torch_model(self, backend: str) -> Any:
+    def _read_heads(self, config: Any) -> dict[str, Head]:
+        """A sequence-classification folder has one head, 'logits' (temperature in config)."""
+        labels = tuple(config.id2label[i] for i in range(config.num_labels))
+        return {"logits": Head(labels, float(getattr(config, "finsentry_temperature", 1.0)))}
+
+    def _load_torch(self) -> Any:
         import torch
         from transformers import AutoModelForSequenceClassification
 
         with quiet_libraries():
-            model = AutoModelForSequenceClassification.from_pretrained(self.path,
-                                                                       dtype=torch.float32)
+            return AutoModelForSequenceClassification.from_pretrained(self.path,
+                                                                      dtype=torch.float32)
+
+    def _torch_model(self, backend: str) -> Any:
+        import torch
+
+        model = self._load_torch()
         model.eval()
         if self.device == "cuda":
             half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -168,9 +189,10 @@ class TextModel:
         axes = {n: {0: "batch", 1: "sequence"} for n in names}
         try:
             with torch.inference_mode(), quiet_libraries():
+                out_axes = {n: {0: "batch"} for n in self.output_names}
                 torch.onnx.export(model, (dict(enc.items()),), str(fp32), input_names=names,
-                                  output_names=["logits"],
-                                  dynamic_axes={**axes, "logits": {0: "batch"}},
+                                  output_names=self.output_names,
+                                  dynamic_axes={**axes, **out_axes},
                                   opset_version=17, dynamo=False)
             tmp = target.with_name(f"model.int8.{unique}.onnx.tmp")
             # Per-channel weight scales cut en-topic's int8 loss from 1.0 to under 0.3 points
@@ -187,35 +209,46 @@ class TextModel:
 
     # --- running ---------------------------------------------------------------------------
     def _logits(self, texts: list[str]) -> np.ndarray:
+        """Every head's logits of one inner batch, concatenated along the last axis."""
         import torch
 
         enc = self._tok(texts, padding=True, truncation=True, max_length=self.max_length,
                         return_tensors="np" if self._session is not None else "pt")
         if self._session is not None:
             feed = {k: np.asarray(enc[k], dtype=np.int64) for k in self._onnx_inputs}
-            return np.asarray(self._session.run(["logits"], feed)[0], dtype=np.float32)
+            outs = self._session.run(self.output_names, feed)
+            return np.concatenate([np.asarray(o, dtype=np.float32) for o in outs], axis=-1)
         with torch.inference_mode():
-            out = self._model(**enc.to(self.device)).logits
-        return out.float().cpu().numpy()
+            out = self._model(**enc.to(self.device))
+            logits = out.logits if hasattr(out, "logits") else torch.cat(tuple(out), dim=-1)
+        return logits.float().cpu().numpy()
 
-    def probs(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, shape (len(texts), len(labels)), in input order."""
-        if not texts:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
+    def head_probs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every head's calibrated probabilities from ONE forward pass per inner batch."""
+        widths = [len(h.labels) for h in self.heads.values()]
+        raw = np.zeros((len(texts), sum(widths)), dtype=np.float32)
         order = length_order(texts)
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         with self._lock:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                out[idx] = softmax(self._logits([texts[i] for i in idx]))
+                raw[idx] = self._logits([texts[i] for i in idx])
+        out, col = {}, 0
+        for (name, head), width in zip(self.heads.items(), widths, strict=True):
+            out[name] = softmax(raw[:, col:col + width], head.temperature).astype(np.float32)
+            col += width
         return out
+
+    def probs(self, texts: Sequence[str]) -> np.ndarray:
+        """First head's probabilities, shape (len(texts), len(labels)), in input order."""
+        return next(iter(self.head_probs(texts).values()))
 
     def predict_ids(self, texts: Sequence[str]) -> list[int]:
         return self.probs(texts).argmax(-1).tolist()
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "backend": self.backend,
-                "device": self.device, "labels": list(self.labels)}
+                "device": self.device, "labels": list(self.labels),
+                "heads": {n: len(h.labels) for n, h in self.heads.items()}}
 
     def __repr__(self) -> str:
         return f"TextModel({json.dumps(self.describe())})"

@@ -1,4 +1,5 @@
-"""Evaluation on MANIFEST.md's protocol: accuracy, macro/weighted F1, per-class report, confusion.
+"""Evaluation on MANIFEST.md's protocol: accuracy (with its 95% bootstrap interval), macro/weighted
+F1, expected calibration error when probabilities are given, per-class report, confusion.
 
 Results are written as JSON (machine-readable) and Markdown (for model cards and reviews).
 """
@@ -14,13 +15,13 @@ import numpy as np
 
 from finsentry.errors import ModelError
 from finsentry.models import data as D
-from finsentry.models.runtime import batched_logits
+from finsentry.models.runtime import batched_logits, softmax
 
-Predict = Callable[[Sequence[str]], Sequence[int]]
+Predict = Callable[[Sequence[str]], Any]  # label ids, or an (n, classes) probability array
 
 
-def score(split: D.Split, predicted: Sequence[int]) -> dict[str, Any]:
-    """All figures for one evaluation set."""
+def score(split: D.Split, predicted: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """All figures for one evaluation set; `predicted` may be ids or class probabilities."""
     from sklearn.metrics import (
         accuracy_score,
         classification_report,
@@ -28,11 +29,17 @@ def score(split: D.Split, predicted: Sequence[int]) -> dict[str, Any]:
         f1_score,
     )
 
-    y, p = list(split.targets), list(predicted)
+    from finsentry.models.calibration import bootstrap_ci, ece
+
+    probs = np.asarray(predicted) if np.ndim(predicted) == 2 else None
+    y = list(split.targets)
+    p = probs.argmax(-1).tolist() if probs is not None else list(predicted)
     ids = list(range(len(split.labels)))
+    extra = {"ece": ece(probs, y)} if probs is not None else {}
     return {
         "set": split.name, "n": len(y),
         "accuracy": round(float(accuracy_score(y, p)), 4),
+        "accuracy_ci": list(bootstrap_ci(y, p)), **extra,
         "macro_f1": round(float(f1_score(y, p, average="macro", labels=ids, zero_division=0)), 4),
         "weighted_f1": round(float(f1_score(y, p, average="weighted", labels=ids,
                                             zero_division=0)), 4),
@@ -55,21 +62,23 @@ def evaluate(predict: Predict, names: Iterable[str], root: Path) -> dict[str, di
 
 
 def evaluate_model(model: Any, tok: Any, names: Iterable[str], root: Path, max_length: int,
-                   device: str = "cpu") -> dict[str, dict[str, Any]]:
+                   device: str = "cpu", temperature: float = 1.0) -> dict[str, dict[str, Any]]:
     """Evaluate an in-memory torch classifier (used at the end of training)."""
-    def predict(texts: Sequence[str]) -> list[int]:
-        logits = batched_logits(model, tok, texts, max_length, 128, device)
-        return np.asarray(logits).argmax(-1).tolist()
+    def predict(texts: Sequence[str]) -> np.ndarray:
+        return softmax(batched_logits(model, tok, texts, max_length, 128, device), temperature)
 
     return evaluate(predict, names, root)
 
 
 def to_markdown(report: dict[str, dict[str, Any]], title: str = "Evaluation") -> str:
-    lines = [f"# {title}", "", "| set | n | accuracy | macro F1 | weighted F1 |",
-             "|---|---:|---:|---:|---:|"]
+    from finsentry.models.calibration import format_ci
+
+    lines = [f"# {title}", "", "| set | n | accuracy [95% CI] | macro F1 | weighted F1 | ECE |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, r in report.items():
-        lines.append(f"| {name} | {r['n']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
-                     f"{r['weighted_f1']:.4f} |")
+        ece = f"{r['ece']:.4f}" if "ece" in r else "-"
+        lines.append(f"| {name} | {r['n']} | {format_ci(r['accuracy'], r.get('accuracy_ci'))} | "
+                     f"{r['macro_f1']:.4f} | {r['weighted_f1']:.4f} | {ece} |")
     for name, r in report.items():
         labels = r["labels"]
         lines += ["", f"## {name}", "", "| class | precision | recall | F1 | support |",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from finsentry.errors import ModelError
 from finsentry.models import data as D
 from finsentry.models.bases import resolve_base
+from finsentry.models.loop import LoopConfig, ResumableLoop
 from finsentry.models.runtime import batched_logits, seed_everything, softmax
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,7 @@ def _teacher_probs(cfg: TrainConfig, texts: list[str], state_dir: Path, device: 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train, save the best dev checkpoint to `cfg.out`, return the metrics written to the card."""
     import torch
-    from tqdm.auto import tqdm
-    from transformers import (
-        AutoTokenizer,
-        get_linear_schedule_with_warmup,
-    )
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -201,104 +197,57 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     total = steps_per_epoch * cfg.epochs
     sched = get_linear_schedule_with_warmup(opt, int(total * cfg.warmup), total)
 
-    st: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0,
-                          "best_step": 0, "bad_evals": 0, "history": [], "done": False,
-                          "seconds": 0.0}
-    ckpt = state_dir / "ckpt.pt"
-    if ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        sched.load_state_dict(saved["sched"])
-        st = saved["state"]
-        torch.set_rng_state(saved["rng"])
-        log.info("resumed from %s at step %d", ckpt, st["global_step"])
-
-    def save_state() -> None:
-        tmp = ckpt.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "state": st, "rng": torch.get_rng_state()}, tmp)
-        tmp.replace(ckpt)
-
-    def evaluate_dev() -> bool:
-        """Record dev scores, keep the best weights; True when early stopping says stop."""
-        scores = _dev_scores(model, tok, dev, cfg, device)
-        scores.update(step=st["global_step"], epoch=st["epoch"])
-        st["history"].append(scores)
-        log.info("dev %s", scores)
-        if scores["dev_macro_f1"] > st["best"]:
-            st.update(best=scores["dev_macro_f1"], best_step=st["global_step"], bad_evals=0)
-            torch.save(model.state_dict(), state_dir / "best.pt")
-        else:
-            st["bad_evals"] += 1
-        return bool(st["bad_evals"] >= cfg.patience)
-
-    st.update(train_examples=len(train_split), dev_examples=len(dev),
-              unlabelled_examples=hard.count(-1))
-    t_seg = time.monotonic()
-    steps_here = 0
+    loop = ResumableLoop(state_dir, model, opt, sched, device, LoopConfig(
+        epochs=cfg.epochs, eval_every=cfg.eval_every, patience=cfg.patience,
+        checkpoint_every=cfg.checkpoint_every, stop_after=cfg.stop_after))
+    loop.st.update(train_examples=len(train_split), dev_examples=len(dev),
+                   unlabelled_examples=hard.count(-1))
     temp = cfg.temperature
-    model.train()
-    stop = st["done"]
-    while not stop and st["epoch"] < cfg.epochs:
-        batches = _batches(lengths, cfg.batch_size, cfg.seed + st["epoch"])
-        bar = tqdm(total=len(batches), initial=st["step_in_epoch"],
-                   desc=f"epoch {st['epoch'] + 1}/{cfg.epochs}", mininterval=5)
-        for b in batches[st["step_in_epoch"]:]:
-            enc = tok([texts[i] for i in b], padding=True, truncation=True,
-                      max_length=cfg.max_length, return_tensors="pt").to(device)
-            logits = model(**enc).logits
-            y = torch.tensor([hard[i] for i in b], device=device)
-            has = y >= 0
-            loss = torch.zeros((), device=device)
-            w_hard = cfg.distill_alpha if soft is not None else 1.0
-            if has.any():
-                ce = torch.nn.functional.cross_entropy(logits[has], y[has], reduction="sum")
-                loss = loss + w_hard * ce / len(b)
-            if soft is not None:
-                p_t = torch.from_numpy(soft[b]).to(device)
-                logp = torch.log_softmax(logits / temp, dim=-1)
-                kl = torch.nn.functional.kl_div(logp, p_t, reduction="none").sum(-1)
-                w = torch.where(has, 1.0 - cfg.distill_alpha, 1.0)
-                loss = loss + (w * kl).sum() * temp * temp / len(b)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            st["step_in_epoch"] += 1
-            st["global_step"] += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-            if cfg.eval_every and st["global_step"] % cfg.eval_every == 0 and evaluate_dev():
-                stop = True
-                break
-            steps_here += 1
-            if cfg.stop_after and steps_here >= cfg.stop_after:
-                st["seconds"] += time.monotonic() - t_seg
-                save_state()
-                log.info("stopping after %d steps as asked; rerun to resume", steps_here)
-                return {"stopped_at_step": st["global_step"]}
-            if st["global_step"] % cfg.checkpoint_every == 0:
-                st["seconds"] += time.monotonic() - t_seg
-                t_seg = time.monotonic()
-                save_state()
-        bar.close()
-        if not stop:
-            st["epoch"] += 1
-            st["step_in_epoch"] = 0
-            if not cfg.eval_every or st["global_step"] % cfg.eval_every:
-                stop = evaluate_dev()
-        st["seconds"] += time.monotonic() - t_seg
-        t_seg = time.monotonic()
-        save_state()
-    st["done"] = True
-    save_state()
 
-    model.load_state_dict(torch.load(state_dir / "best.pt", map_location=device))
+    def step(b: list[int]) -> Any:
+        enc = tok([texts[i] for i in b], padding=True, truncation=True,
+                  max_length=cfg.max_length, return_tensors="pt").to(device)
+        logits = model(**enc).logits
+        y = torch.tensor([hard[i] for i in b], device=device)
+        loss = distill_loss(logits, y, None if soft is None else soft[b], cfg.distill_alpha,
+                            temp, device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    stopped = loop.run(lambda epoch: _batches(lengths, cfg.batch_size, cfg.seed + epoch), step,
+                       lambda: _dev_scores(model, tok, dev, cfg, device))
+    if stopped is not None:
+        return stopped
+    st = loop.st
+    loop.load_best()
     if cfg.lora:
         model = model.merge_and_unload()
-    return finish(model, tok, cfg, _metrics(st), base_dir, device)
+    return finish(model, tok, cfg, _metrics(st), base_dir, device, dev)
+
+
+def distill_loss(logits: Any, y: Any, soft: np.ndarray | None, alpha: float, temp: float,
+                 device: str) -> Any:
+    """Hard-label cross-entropy (rows with y >= 0) plus, with teacher probabilities, the
+    temperature-scaled KL term; weights alpha / 1 - alpha where both exist, 1 where one does."""
+    import torch
+
+    has = y >= 0
+    loss = torch.zeros((), device=device)
+    w_hard = alpha if soft is not None else 1.0
+    if has.any():
+        ce = torch.nn.functional.cross_entropy(logits[has], y[has], reduction="sum")
+        loss = loss + w_hard * ce / len(y)
+    if soft is not None:
+        p_t = torch.as_tensor(np.asarray(soft), dtype=torch.float32, device=device)
+        logp = torch.log_softmax(logits / temp, dim=-1)
+        kl = torch.nn.functional.kl_div(logp, p_t, reduction="none").sum(-1)
+        w = torch.where(has, 1.0 - alpha, 1.0)
+        loss = loss + (w * kl).sum() * temp * temp / len(y)
+    return loss
 
 
 def _metrics(st: dict[str, Any]) -> dict[str, Any]:
@@ -352,18 +301,29 @@ def prior_runs(base_dir: Path) -> list[dict[str, Any]]:
 
 
 def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base_dir: Path,
-           device: str) -> dict[str, Any]:
-    """Evaluate on the MANIFEST sets (when present), save fp16 HF folder + model card."""
-    from finsentry.models.card import write_card
+           device: str, dev: D.Split | None = None) -> dict[str, Any]:
+    """Fit the temperature on dev, evaluate on the MANIFEST sets (when present), save the fp16
+    HF folder (temperature in config.json as `finsentry_temperature`) + model card."""
+    from finsentry.models.calibration import ece, fit_temperature
+    from finsentry.models.card import EVAL_KEYS, write_card
     from finsentry.models.evaluate import evaluate_model
 
     out = Path(cfg.out)
     model.eval()
+    temperature = 1.0
+    if dev is not None and len(dev):
+        logits = batched_logits(model, tok, dev.texts, cfg.max_length, 128, device)
+        temperature = fit_temperature(logits, dev.targets)
+        metrics["calibration"] = {"temperature": temperature,
+                                  "dev_ece_before": ece(softmax(logits), dev.targets),
+                                  "dev_ece_after": ece(softmax(logits, temperature),
+                                                       dev.targets)}
+    model.config.finsentry_temperature = temperature
     if cfg.evaluate and Path(cfg.data_root).is_dir():
         names = D.DEFAULT_EVAL.get((cfg.task, cfg.lang), ())
-        report = evaluate_model(model, tok, names, Path(cfg.data_root), cfg.max_length, device)
-        metrics["eval"] = {k: {m: v[m] for m in ("accuracy", "macro_f1", "weighted_f1", "n")}
-                           for k, v in report.items()}
+        report = evaluate_model(model, tok, names, Path(cfg.data_root), cfg.max_length, device,
+                                temperature)
+        metrics["eval"] = {k: {m: v[m] for m in EVAL_KEYS if m in v} for k, v in report.items()}
     model.half().save_pretrained(out)
     tok.save_pretrained(out)
     cfgd = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
