@@ -102,6 +102,12 @@ class ModelSettings(Section):
     sentiment_path: Path | None = Field(None, description="English sentiment model folder")
     topic_path: Path | None = Field(None, description="English topic model folder")
     zh_sentiment_path: Path | None = Field(None, description="Chinese sentiment model folder")
+    en_multitask_path: Path | None = Field(
+        None, description="English multi-task folder (sentiment+topic heads, one pass); unset = "
+        "the shipped en-multitask when present and no sentiment/topic path is set")
+    zh_multitask_path: Path | None = Field(
+        None, description="Chinese multi-task folder (sentiment+topic heads); unset = the "
+        "shipped zh-multitask when present and zh_sentiment_path is unset")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_length: int = Field(128, ge=8, le=512)
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")

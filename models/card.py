@@ -119,3 +119,78 @@ def _labels(key: tuple[str, str]) -> tuple[str, ...]:
     from finsentry.models.data import TOPIC_LABELS
 
     return TOPIC_LABELS if key[0] == "topic" else SENTIMENT_LABELS
+
+
+_MT_TEMPLATE = """---
+license: {{ licence_id }}
+language: [{{ cfg.lang }}]
+library_name: transformers
+tags: [finance, sentiment, topic, multi-task, finsentry]
+---
+# finsentry {{ cfg.lang }}-multitask
+
+One encoder, {{ heads | length }} heads ({{ heads | join(', ') }}): each document costs ONE
+forward pass. Layout: a standard encoder folder (`config.json`, fp16 `model.safetensors`,
+tokenizer; `AutoModel.from_pretrained(folder)`) plus `heads.safetensors` (one linear layer per
+head on the attention-masked MEAN of the last hidden states; its metadata `finsentry` holds the
+labels and the softmax temperature fitted on dev). Loading without finsentry:
+
+{{ loader }}
+
+{% for h, labs in heads.items() %}- **{{ h }}** labels: {{ labs | join(', ') }}
+{% endfor %}
+## Licence
+{{ licence_text }}
+
+## Training
+- base: `{{ cfg.base }}` ({{ base_dir.name }}), full fine-tune, heads trained jointly{{ distill }}
+- command: `{{ cfg.command or '(Python API)' }}`
+- seed {{ cfg.seed }}, epochs {{ cfg.epochs }}, max length {{ cfg.max_length }},
+  batch {{ cfg.batch_size }}, lr {{ cfg.lr }} (heads {{ cfg.head_lr }}), best dev step
+  {{ metrics.best_step }} (mean dev macro F1 over the heads), {{ metrics.train_seconds }} s
+- training examples per head {{ metrics.train_examples }}, dev {{ metrics.dev_examples }}{% if
+  metrics.nsp_examples %}, FinNSP negative flags {{ metrics.nsp_examples }} (weight
+  {{ cfg.nsp_weight }}){% endif %}
+
+## Metrics (MANIFEST.md protocol, chosen on dev only)
+{% for h, rows in tables.items() %}
+### {{ h }} head
+{% if rows %}| set | n | accuracy [95% bootstrap CI] | macro F1 | weighted F1 | ECE |
+|---|---:|---:|---:|---:|---:|
+{% for row in rows %}{{ row }}
+{% endfor %}{% else %}Not evaluated.
+{% endif %}{% endfor %}
+Calibration (temperature fitted on dev; ECE before -> after on dev): {{ calibration }}
+
+Dev history: {{ history }}
+"""
+
+
+def write_mt_card(out: Path, cfg: Any, metrics: dict[str, Any], base_dir: Path,
+                  heads: dict[str, tuple[str, ...]]) -> Path:
+    """README.md of a multi-task folder: layout, the no-finsentry loader, figures per head."""
+    from finsentry.models.multitask import LOADER
+
+    licence_id, licence_text = _LICENCE.get(("sentiment", cfg.lang), ("other", ""))
+    if cfg.lang == "zh":
+        licence_text += " FinNL / FinNSP (topic head, negative flag): no licence stated."
+    else:
+        licence_text += " Topic head: Twitter Financial News Topic (MIT)."
+    distill = ""
+    if cfg.soft_labels:
+        distill = (f"; sentiment head distilled from the teacher soft labels `{cfg.soft_labels}` "
+                   f"(T={cfg.temperature}, alpha={cfg.distill_alpha}) on "
+                   f"{metrics.get('teacher_scored')} texts")
+    calib = "; ".join(f"{h}: T={c['temperature']}, {c['dev_ece_before']} -> {c['dev_ece_after']}"
+                      for h, c in metrics.get("calibration", {}).items())
+    history = "; ".join(f"step {h['step']} score {h['dev_score']:.4f}"
+                        for h in metrics.get("history", []))
+    env = Environment(autoescape=False, keep_trailing_newline=True)  # noqa: S701 (Markdown)
+    text = env.from_string(_MT_TEMPLATE).render(
+        cfg=cfg, metrics=metrics, base_dir=Path(base_dir), heads=heads, loader=LOADER,
+        licence_id=licence_id, licence_text=licence_text, distill=distill, calibration=calib,
+        history=history, tables={h: eval_rows(metrics.get("eval", {}).get(h, {}))
+                                 for h in heads})
+    path = Path(out) / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path

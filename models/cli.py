@@ -141,3 +141,114 @@ def predict_command(settings: Settings, texts: tuple[str, ...]) -> None:
                                "probs": p.sentiment_probs, "topic": p.topic,
                                "language": p.language, "model": p.model_name,
                                "version": p.model_version}, ensure_ascii=False))
+
+
+@models_group.command("train-mt")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--base", default="minilm-l6", show_default=True,
+              help="Registered base name (see finsentry.models.bases.BASES) or a model folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--epochs", type=int, default=2, show_default=True)
+@click.option("--max-length", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True, help="Encoder learning rate.")
+@click.option("--head-lr", type=float, default=1e-3, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--patience", type=int, default=3, show_default=True)
+@click.option("--eval-every", type=int, default=0, help="Dev evaluation every N steps (0=epoch).")
+@click.option("--checkpoint-every", type=int, default=50, show_default=True)
+@click.option("--stop-after", type=int, default=None,
+              help="Return after N steps (state saved); rerun the same command to resume.")
+@click.option("--soft-labels", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Teacher logits (.npz from `models soft-labels`) for the sentiment head.")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Weight of the gold-label loss where a teacher label also exists.")
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--nsp-weight", type=float, default=0.5, show_default=True,
+              help="zh: weight of FinNSP's negative flag on P(negative).")
+@click.option("--limit", type=int, default=None, help="Cap examples per task (smoke runs).")
+@click.option("--threads", type=int, default=None)
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--no-eval", is_flag=True, help="Skip the MANIFEST evaluation at the end.")
+@click.option("--train-embeddings", is_flag=True, help="Also update the word embeddings.")
+@click.pass_obj
+def train_mt_command(settings: Settings, lang: str, base: str, out: Path, epochs: int,
+                     max_length: int, batch_size: int, lr: float, head_lr: float, seed: int,
+                     patience: int, eval_every: int, checkpoint_every: int,
+                     stop_after: int | None, soft_labels: Path | None, alpha: float,
+                     temperature: float, nsp_weight: float, limit: int | None,
+                     threads: int | None, data: Path | None, no_eval: bool,
+                     train_embeddings: bool) -> None:
+    """Train one encoder with a sentiment and a topic head (resumes from <out>/_state)."""
+    from finsentry.models.train_mt import MTConfig, train_mt
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = MTConfig(
+        lang=lang, base=base, out=out, epochs=epochs, max_length=max_length,
+        batch_size=batch_size, lr=lr, head_lr=head_lr, seed=seed, patience=patience,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, stop_after=stop_after,
+        soft_labels=soft_labels, distill_alpha=alpha, temperature=temperature,
+        nsp_weight=nsp_weight, limit=limit, threads=threads or settings.models.threads,
+        data_root=_data_root(settings, data), base_cache=settings.models.base_cache,
+        evaluate=not no_eval, freeze_embeddings=not train_embeddings,
+        command=_command_line(click.get_current_context()))
+    metrics = train_mt(cfg)
+    click.echo(json.dumps(metrics.get("eval", metrics), indent=2, ensure_ascii=False))
+
+
+@models_group.command("soft-labels")
+@click.option("--teacher", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Fine-tuned teacher folder (HF sequence classifier).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .npz to write (a .json with the command goes next to it).")
+@click.option("--chunk", type=int, default=512, show_default=True,
+              help="Texts per resumable part (sorted by length: one length bucket).")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--backend", type=click.Choice(["onnx", "int8", "torch"]), default="onnx",
+              show_default=True, help="onnx = the int8 ONNX Runtime path.")
+@click.option("--limit", type=int, default=None, help="Score only the first N texts (smoke).")
+@click.option("--stop-after", type=int, default=None, help="Return after N chunks (resumable).")
+@click.option("--threads", type=int, default=None)
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def soft_labels_command(settings: Settings, teacher: Path, out: Path, chunk: int,
+                        batch_size: int, max_length: int, backend: str, limit: int | None,
+                        stop_after: int | None, threads: int | None, data: Path | None) -> None:
+    """Teacher logits for every English training/unlabelled text, keyed by text hash."""
+    from finsentry.models import data as D
+    from finsentry.models.soft_labels import score
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    texts = D.en_distill_texts(_data_root(settings, data))[:limit]
+    meta = score(teacher, texts, out, chunk=chunk, batch_size=batch_size, max_length=max_length,
+                 threads=threads or settings.models.threads, backend=backend,
+                 cache_dir=settings.models.derived_cache,
+                 command=_command_line(click.get_current_context()), stop_after=stop_after)
+    click.echo(json.dumps(meta, indent=2))
+
+
+@models_group.command("ngram-blend")
+@click.option("--encoder", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Chinese sentiment folder (default: the shipped zh-sentiment).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Default: models/artefacts/zh-sentiment-ngram-blend.npz")
+@click.option("--backend", type=click.Choice(["onnx", "int8", "torch"]), default="onnx",
+              show_default=True, help="Encoder runtime (the one the classifier uses).")
+@click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.pass_obj
+def ngram_blend_command(settings: Settings, encoder: Path | None, out: Path | None, backend: str,
+                        data: Path | None) -> None:
+    """Fit the char n-gram model, pick the blend weight on dev, report held-out FinFE."""
+    from finsentry.models.engine import TextModel
+    from finsentry.models.ngram import ARTEFACTS, BLEND_FILE, fit_zh_blend
+    from finsentry.models.paths import shipped
+
+    path = encoder or shipped("zh-sentiment")
+    if path is None:
+        raise ModelError("no Chinese sentiment model: pass --encoder")
+    m = TextModel(path, device="cpu", backend=backend, max_length=settings.models.max_length,
+                  threads=settings.models.threads, cache_dir=settings.models.derived_cache)
+    report = fit_zh_blend(_data_root(settings, data), m, out or ARTEFACTS / BLEND_FILE,
+                          _command_line(click.get_current_context()))
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False))

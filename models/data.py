@@ -27,7 +27,17 @@ TOPIC_LABELS: tuple[str, ...] = (
 # TFNS: 0 bearish, 1 bullish, 2 neutral -> index into SENTIMENT_LABELS (negative, neutral, positive)
 _TFNS_TO_SENTIMENT = {0: 0, 1: 2, 2: 1}
 # FinFE: 0 negative, 1 neutral, 2 positive (already in SENTIMENT_LABELS order)
-_FPB_FILES = {"fpb50": "Sentences_50Agree.txt", "fpball": "Sentences_AllAgree.txt"}
+_FPB_FILES = {"fpb50": "Sentences_50Agree.txt", "fpb66": "Sentences_66Agree.txt",
+              "fpb75": "Sentences_75Agree.txt", "fpball": "Sentences_AllAgree.txt"}
+# FinNL: every text carries a geography label (中国/外国/国际) and one or more subject labels.
+# The topic head predicts the FIRST subject label (302 of 7,071 training texts have two; the
+# geography labels are not topics). MANIFEST lists these 13 subjects plus the 3 geographies.
+ZH_TOPIC_LABELS: tuple[str, ...] = (
+    "公司", "行业", "大盘", "经济", "政策", "政治", "期货", "债券", "房地产", "外汇", "虚拟货币",
+    "新冠", "能源",
+)
+ZH_GEOGRAPHY = ("中国", "外国", "国际")
+NSP_LABELS = ("non-negative", "negative")
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,63 @@ def finfe(root: Path) -> tuple[Split, Split]:
     return _stratified(full, 0.1, "finfe")
 
 
+def finnl(root: Path) -> tuple[Split, Split]:
+    """FinNL train_list / eval_list, labelled with their first subject topic (see above);
+    texts without a subject label (a handful of noisy rows) are left out."""
+    out = []
+    for fname in ("train_list.json", "eval_list.json"):
+        rows = json.loads(_need(root / "cn_bbt_fincuge_finnl" / fname).read_text("utf-8"))
+        texts, targets = [], []
+        for text, labels in rows:
+            subject = [lab for lab in str(labels).split() if lab in ZH_TOPIC_LABELS]
+            if subject:
+                texts.append(str(text))
+                targets.append(ZH_TOPIC_LABELS.index(subject[0]))
+        out.append(Split(texts, targets, ZH_TOPIC_LABELS, f"finnl-{fname.split('_')[0]}"))
+    return out[0], out[1]
+
+
+def finnsp(root: Path) -> Split:
+    """FinNSP train_list: title + text, labelled negative (1) or not (0): extra signal for the
+    Chinese sentiment head's P(negative). The eval_list is kept out of training."""
+    rows = json.loads(_need(root / "cn_bbt_fincuge_finnsp" / "train_list.json")
+                      .read_text("utf-8"))
+    texts, targets = [], []
+    for row in rows:
+        flag = str(row[4]).strip()
+        title, body = str(row[1] or "").strip(), str(row[2] or "").strip()
+        text = body if title and body.startswith(title) else f"{title} {body}".strip()
+        if flag in ("0", "1") and text:
+            texts.append(text[:600])  # long posts: the model reads the first ~128 tokens
+            targets.append(int(flag))
+    return Split(texts, targets, NSP_LABELS, "finnsp-train")
+
+
+def en_distill_texts(root: Path) -> list[str]:
+    """Texts the teacher scores: the English sentiment training texts, the topic and TFNS
+    training tweets and FPB sentences of every agreement level, minus every evaluation text
+    (FPB-50/FPB-All test, TFNS valid, topic validation); de-duplicated, stable order."""
+    texts = en_sentiment_train(root).texts + topic(root)[0].texts + tfns(root)[0].texts
+    for which in _FPB_FILES:
+        if (root / "financial_phrasebank" / _FPB_FILES[which]).is_file():
+            texts += read_fpb(root, which).texts
+    held = (fpb(root, "fpb50")[1].texts + fpb(root, "fpball")[1].texts + tfns(root)[1].texts
+            + topic(root)[1].texts)
+    return _dedup(texts, held)
+
+
+def _dedup(texts: list[str], held: list[str]) -> list[str]:
+    drop = {_norm(t) for t in held}
+    seen: set[str] = set()
+    out = []
+    for text in texts:
+        key = _norm(text)
+        if key and key not in drop and key not in seen:
+            seen.add(key)
+            out.append(text)
+    return out
+
+
 def en_sentiment_train(root: Path) -> Split:
     """FPB-50 train + TFNS train, minus every FPB-50/FPB-All test sentence and TFNS valid text."""
     fpb50_train, fpb50_test = fpb(root, "fpb50")
@@ -144,6 +211,8 @@ def training_set(root: Path, task: str, lang: str) -> Split:
         return topic(root)[0]
     if (task, lang) == ("sentiment", "zh"):
         return finfe(root)[0]
+    if (task, lang) == ("topic", "zh"):
+        return finnl(root)[0]
     raise ModelError(f"no training data for task={task!r} lang={lang!r}")
 
 
@@ -161,15 +230,7 @@ def unlabelled_texts(root: Path, lang: str) -> list[str]:
                 for row in json.loads(path.read_text(encoding="utf-8")):
                     texts.append(str(row[1] if sub.endswith("finnsp") else row[0]))
         held = finfe(root)[1].texts
-    drop = {_norm(t) for t in held}
-    seen: set[str] = set()
-    out = []
-    for text in texts:
-        key = _norm(text)
-        if key and key not in drop and key not in seen:
-            seen.add(key)
-            out.append(text)
-    return out
+    return _dedup(texts, held)
 
 
 # Evaluation sets by name, as MANIFEST.md defines them: name -> (loader, task)
@@ -179,6 +240,7 @@ EVAL_SETS: dict[str, tuple[Callable[[Path], Split], str]] = {
     "tfns": (lambda r: tfns(r)[1], "sentiment"),
     "topic": (lambda r: topic(r)[1], "topic"),
     "finfe": (lambda r: finfe(r)[1], "sentiment"),
+    "finnl": (lambda r: finnl(r)[1], "topic"),
 }
 DEFAULT_EVAL = {("sentiment", "en"): ("fpb50", "fpball", "tfns"), ("topic", "en"): ("topic",),
-                ("sentiment", "zh"): ("finfe",)}
+                ("sentiment", "zh"): ("finfe",), ("topic", "zh"): ("finnl",)}

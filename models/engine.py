@@ -223,8 +223,8 @@ class TextModel:
             logits = out.logits if hasattr(out, "logits") else torch.cat(tuple(out), dim=-1)
         return logits.float().cpu().numpy()
 
-    def head_probs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Every head's calibrated probabilities from ONE forward pass per inner batch."""
+    def raw_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Every head's logits (concatenated), in input order, inner batches sorted by length."""
         widths = [len(h.labels) for h in self.heads.values()]
         raw = np.zeros((len(texts), sum(widths)), dtype=np.float32)
         order = length_order(texts)
@@ -232,6 +232,12 @@ class TextModel:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
                 raw[idx] = self._logits([texts[i] for i in idx])
+        return raw
+
+    def head_probs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Every head's calibrated probabilities from ONE forward pass per inner batch."""
+        widths = [len(h.labels) for h in self.heads.values()]
+        raw = self.raw_logits(texts)
         out, col = {}, 0
         for (name, head), width in zip(self.heads.items(), widths, strict=True):
             out[name] = softmax(raw[:, col:col + width], head.temperature).astype(np.float32)

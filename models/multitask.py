@@ -31,7 +31,8 @@ from safetensors import safe_open
 from transformers import AutoModel, AutoTokenizer
 
 folder = "path/to/this/folder"
-tok, enc = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+tok = AutoTokenizer.from_pretrained(folder)
+enc = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()  # (its pooler is unused)
 with safe_open(f"{folder}/heads.safetensors", "pt") as f:
     spec = json.loads(f.metadata()["finsentry"])["heads"]
     w = {k: f.get_tensor(k).float() for k in f.keys()}

@@ -34,7 +34,8 @@ def length_order(texts: Sequence[str]) -> list[int]:
 
 def batched_logits(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int,
                    batch_size: int, device: str = "cpu") -> np.ndarray:
-    """Logits for all texts (input order kept) from a torch sequence classifier, no grad."""
+    """Logits for all texts (input order kept) from a torch sequence classifier, no grad; a
+    multi-task net's heads come back concatenated along the last axis."""
     import torch
 
     order = length_order(texts)
@@ -46,7 +47,9 @@ def batched_logits(model: Any, tokenizer: Any, texts: Sequence[str], max_length:
             idx = order[start:start + batch_size]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=max_length, return_tensors="pt").to(device)
-            logits = model(**enc).logits.float().cpu().numpy()
+            res = model(**enc)
+            logits = (res.logits if hasattr(res, "logits") else torch.cat(tuple(res), -1))
+            logits = logits.float().cpu().numpy()
             for j, i in enumerate(idx):
                 out[i] = logits[j]
     if was_training:

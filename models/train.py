@@ -232,20 +232,23 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def distill_loss(logits: Any, y: Any, soft: np.ndarray | None, alpha: float, temp: float,
                  device: str) -> Any:
     """Hard-label cross-entropy (rows with y >= 0) plus, with teacher probabilities, the
-    temperature-scaled KL term; weights alpha / 1 - alpha where both exist, 1 where one does."""
+    temperature-scaled KL term; weights alpha / 1 - alpha where both exist, 1 where one does.
+    Rows of `soft` that are NaN have no teacher label."""
     import torch
 
     has = y >= 0
     loss = torch.zeros((), device=device)
-    w_hard = alpha if soft is not None else 1.0
+    p_t = None if soft is None else torch.as_tensor(np.asarray(soft), dtype=torch.float32,
+                                                    device=device)
+    has_soft = (torch.zeros_like(has) if p_t is None else ~torch.isnan(p_t[:, 0]))
     if has.any():
-        ce = torch.nn.functional.cross_entropy(logits[has], y[has], reduction="sum")
-        loss = loss + w_hard * ce / len(y)
-    if soft is not None:
-        p_t = torch.as_tensor(np.asarray(soft), dtype=torch.float32, device=device)
-        logp = torch.log_softmax(logits / temp, dim=-1)
-        kl = torch.nn.functional.kl_div(logp, p_t, reduction="none").sum(-1)
-        w = torch.where(has, 1.0 - alpha, 1.0)
+        w_hard = torch.where(has_soft, alpha, 1.0)[has]
+        ce = torch.nn.functional.cross_entropy(logits[has], y[has], reduction="none")
+        loss = loss + (w_hard * ce).sum() / len(y)
+    if p_t is not None and has_soft.any():
+        logp = torch.log_softmax(logits[has_soft] / temp, dim=-1)
+        kl = torch.nn.functional.kl_div(logp, p_t[has_soft], reduction="none").sum(-1)
+        w = torch.where(has[has_soft], 1.0 - alpha, 1.0)
         loss = loss + (w * kl).sum() * temp * temp / len(y)
     return loss
 

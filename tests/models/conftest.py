@@ -93,3 +93,25 @@ def torch_classifier(derived_cache: Path) -> Classifier:
 
     return load_classifier(ModelSettings(derived_cache=derived_cache, backend="torch",
                                          quantize=False))
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 2-layer BERT (hidden 32) with MiniLM's WordPiece tokenizer:
+    a real model folder built at test time, small enough to train in seconds."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from finsentry.models.bases import resolve_base
+
+    out = tmp_path_factory.mktemp("tiny-base")
+    torch.manual_seed(0)
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(out)
+    src = resolve_base("minilm-l6")
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        if (src / f).is_file():
+            shutil.copy(src / f, out / f)
+    return out
