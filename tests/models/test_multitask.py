@@ -123,3 +123,16 @@ def test_resume_after_a_killed_stage(tiny_base: Path, mt_model: tuple[Path, dict
     _, whole = mt_model
     assert [h["step"] for h in metrics["history"]] == [h["step"] for h in whole["history"]]
     assert json.loads((out / "training.json").read_text())["metrics"]["best_step"] > 0
+
+
+def test_taxonomy_links_topics_across_languages() -> None:
+    from finsentry.models.data import TOPIC_LABELS, ZH_TOPIC_LABELS
+    from finsentry.models.taxonomy import THEMES, theme, topics_for
+
+    assert theme("en", "Fed/Central Banks") == theme("zh", "政策") == "central_banks_policy"
+    assert theme("en", "Energy/Oil") == theme("zh", "能源") == "energy"
+    assert theme("zh", "") == "" and theme("en", "no such topic") == ""
+    assert topics_for("energy") == {"en": ("Energy/Oil",), "zh": ("能源",)}
+    en = [t for en_t, _ in THEMES.values() for t in en_t]
+    zh = [t for _, zh_t in THEMES.values() for t in zh_t]
+    assert sorted(en) == sorted(TOPIC_LABELS) and sorted(zh) == sorted(ZH_TOPIC_LABELS)
