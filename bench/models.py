@@ -3,12 +3,17 @@
     python bench/models.py [--threads 2] [--data ../shared/data] [--quick]
 
 Prints one Markdown table per part:
-1. accuracy of each shipped model on the MANIFEST.md protocol, fp32 torch vs the int8 fast
-   paths (torch dynamic int8, ONNX Runtime int8), so the quantisation loss is visible;
+1. accuracy (with its 95% bootstrap interval over the test set) and expected calibration error
+   of each shipped model on the MANIFEST.md protocol, fp32 torch vs the int8 fast paths (torch
+   dynamic int8, ONNX Runtime int8), so the quantisation loss is visible; multi-task checkpoints
+   per head; `--teacher DIR` adds a teacher's rows beside the student's;
 2. documents/s at batch 32/128 and max length 64/128 for each CPU backend of the English
    sentiment model, next to a BERT-base-size model (FinBERT's size, randomly initialised from a
    config, fp32 torch) on the same inputs and threads, with the ratio;
-3. on a CUDA machine: bf16 documents/s at batch 256/1024.
+3. English documents/s of the multi-task default (one pass, both heads) against today's
+   two-model default (sentiment pass + topic pass), same batch, length, threads; without a
+   shipped en-multitask the encoder is MiniLM with untrained heads (same cost per pass);
+4. on a CUDA machine: bf16 documents/s at batch 256/1024.
 Inputs for the speed table are long enough to fill `max length`, so every row does the work its
 label says.
 """
@@ -21,35 +26,92 @@ import tempfile
 import time
 from pathlib import Path
 
+from finsentry.models.calibration import format_ci
 from finsentry.models.engine import TextModel
 from finsentry.models.evaluate import evaluate
+from finsentry.models.multitask import MultiTaskModel, is_multitask
 from finsentry.models.paths import CHECKPOINTS, PROJECT_ROOT
 
 SETS = {"en-sentiment": ["fpb50", "fpball", "tfns"], "en-topic": ["topic"],
-        "zh-sentiment": ["finfe"]}
+        "zh-sentiment": ["finfe"], "en-multitask": ["fpb50", "fpball", "tfns", "topic"],
+        "zh-multitask": ["finfe", "finnl"]}
+HEAD_OF = {"fpb50": "sentiment", "fpball": "sentiment", "tfns": "sentiment", "finfe": "sentiment",
+           "topic": "topic", "finnl": "topic"}
 FILLER = ("Finnish metal products company Componenta Oyj said net sales rose to EUR 91.4 "
           "million in the third quarter of 2010 from EUR 60.0 million a year earlier, while "
           "operating profit improved and the order book grew in all divisions . ")
 
 
-def accuracy_table(data: Path, threads: int, cache: Path) -> list[str]:
-    rows = ["| model | backend | set | n | accuracy | macro F1 | weighted F1 |",
-            "|---|---|---|---:|---:|---:|---:|"]
-    for name, sets in SETS.items():
-        path = CHECKPOINTS / name
+def _load(path: Path, **kw: object) -> TextModel:
+    return (MultiTaskModel if is_multitask(path) else TextModel)(path, **kw)
+
+
+def accuracy_table(data: Path, threads: int, cache: Path,
+                   teacher: Path | None = None) -> list[str]:
+    rows = ["| model | backend | set | n | accuracy [95% CI] | macro F1 | weighted F1 | ECE |",
+            "|---|---|---|---:|---:|---:|---:|---:|"]
+    models = {name: CHECKPOINTS / name for name in SETS}
+    if teacher is not None:
+        models[f"teacher {teacher.name}"] = teacher
+    for name, path in models.items():
+        sets = SETS.get(name, SETS["en-sentiment"])
         if not (path / "config.json").is_file():
-            rows.append(f"| {name} | - | not shipped yet | | | | |")
+            rows.append(f"| {name} | - | not shipped yet | | | | | |")
             continue
         for backend in ("torch", "int8", "onnx"):
-            m = TextModel(path, device="cpu", backend=backend, max_length=128, batch_size=64,
-                          threads=threads, cache_dir=cache)
+            m = _load(path, device="cpu", backend=backend, max_length=128, batch_size=64,
+                      threads=threads, cache_dir=cache)
             t0 = time.perf_counter()
-            report = evaluate(m.probs, sets, data)
+            report = {}
+            for s in sets:
+                head = HEAD_OF[s] if s in HEAD_OF and HEAD_OF[s] in m.heads else None
+                predict = (lambda texts, h=head, m=m: m.head_probs(texts)[h]) if head else m.probs
+                report.update(evaluate(predict, [s], data))
             took = time.perf_counter() - t0
             for s, r in report.items():
                 rows.append(f"| {name} | {backend} ({took:.0f} s) | {s} | {r['n']} | "
-                            f"{r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
-                            f"{r['weighted_f1']:.4f} |")
+                            f"{format_ci(r['accuracy'], r['accuracy_ci'])} | "
+                            f"{r['macro_f1']:.4f} | {r['weighted_f1']:.4f} | {r['ece']:.4f} |")
+    return rows
+
+
+def multitask_stand_in(tmp: Path) -> Path:
+    """MiniLM with untrained sentiment (3) and topic (20) heads: the en-multitask cost."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from finsentry.models.bases import resolve_base
+    from finsentry.models.data import TOPIC_LABELS
+    from finsentry.models.multitask import build_net, save_net
+
+    base = resolve_base("minilm-l6")
+    net = build_net(AutoModel.from_pretrained(base), {"sentiment": 3, "topic": 20})
+    save_net(net, AutoTokenizer.from_pretrained(base), tmp / "en-multitask-standin",
+             {"sentiment": ("negative", "neutral", "positive"), "topic": TOPIC_LABELS}, {}, "en")
+    return tmp / "en-multitask-standin"
+
+
+def multitask_speed_table(threads: int, cache: Path, n_batches: int) -> list[str]:
+    """docs/s of one multi-task pass vs the two-model default (sentiment pass + topic pass)."""
+    if not (CHECKPOINTS / "en-topic" / "config.json").is_file():
+        return ["no en-topic checkpoint: two-model default not measurable"]
+    rows = ["| backend | batch | max len | two-model docs/s | multi-task docs/s | ratio |",
+            "|---|---:|---:|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        mt_path = CHECKPOINTS / "en-multitask"
+        if not is_multitask(mt_path):
+            mt_path = multitask_stand_in(Path(tmp))
+        for backend in ("torch", "onnx"):
+            kw = {"device": "cpu", "backend": backend, "threads": threads, "cache_dir": cache}
+            sent = TextModel(CHECKPOINTS / "en-sentiment", **kw)
+            top = TextModel(CHECKPOINTS / "en-topic", **kw)
+            mt = MultiTaskModel(mt_path, **kw)
+            for b in (32, 128):
+                for L in (64, 128):
+                    two = 1.0 / (1.0 / docs_per_s(sent, b, L, n_batches)
+                                 + 1.0 / docs_per_s(top, b, L, n_batches))
+                    one = docs_per_s(mt, b, L, n_batches, both=True)
+                    rows.append(f"| {backend} | {b} | {L} | {two:.1f} | {one:.1f} | "
+                                f"{one / two:.2f}x |")
     return rows
 
 
@@ -72,12 +134,14 @@ def bert_base_folder(tmp: Path) -> Path:
     return tmp
 
 
-def docs_per_s(m: TextModel, batch: int, length: int, n_batches: int) -> float:
+def docs_per_s(m: TextModel, batch: int, length: int, n_batches: int,
+               both: bool = False) -> float:
     m.batch_size, m.max_length = batch, length
     texts = [f"{i} " + FILLER * 3 for i in range(batch * n_batches)]
-    m.probs(texts[:batch])  # warm-up
+    run = m.head_probs if both else m.probs
+    run(texts[:batch])  # warm-up
     t0 = time.perf_counter()
-    m.probs(texts)
+    run(texts)
     return len(texts) / (time.perf_counter() - t0)
 
 
@@ -128,16 +192,20 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data")
     ap.add_argument("--batches", type=int, default=2, help="timed batches per speed cell")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--teacher", type=Path, default=None,
+                    help="an English sentiment teacher folder to report beside the students")
     args = ap.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
     try:
         print(f"# finsentry models benchmark ({args.threads} threads)\n")
         if not args.skip_accuracy:
             if args.data.is_dir():
-                print("\n".join(accuracy_table(args.data, args.threads, cache)), "\n")
+                print("\n".join(accuracy_table(args.data, args.threads, cache, args.teacher)),
+                      "\n")
             else:
                 print(f"no data at {args.data}: accuracy not measured\n")
         print("\n".join(speed_table(args.threads, cache, args.batches)), "\n")
+        print("\n".join(multitask_speed_table(args.threads, cache, args.batches)), "\n")
         print("\n".join(gpu_table(args.batches)))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
