@@ -60,5 +60,34 @@ def test_chinese_negative_comment_goes_to_the_chinese_model(default_classifier: 
                                                             ) -> None:
     assert (CHECKPOINTS / "zh-sentiment" / "config.json").is_file()
     (p,) = default_classifier.predict_batch(["这家公司业绩暴雷，股价连续跌停，亏惨了"])
-    assert p.language == "zh" and p.model_name == "default/zh-sentiment"
+    zh_model = "zh-multitask" if (CHECKPOINTS / "zh-multitask").is_dir() else "zh-sentiment"
+    assert p.language == "zh" and p.model_name == f"default/{zh_model}"
     assert p.sentiment == "negative", p.sentiment_probs
+
+
+MULTITASK = [n for n in ("en-multitask", "zh-multitask")
+             if (CHECKPOINTS / n / "heads.safetensors").is_file()]
+
+
+@pytest.mark.skipif(not MULTITASK, reason="no multi-task checkpoint is shipped yet")
+@pytest.mark.parametrize("name", MULTITASK)
+def test_multitask_checkpoint_loads_offline_and_answers_both_heads(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from finsentry.models.multitask import MultiTaskModel, read_spec
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    spec = read_spec(CHECKPOINTS / name)
+    assert list(spec["heads"]) == ["sentiment", "topic"]
+    assert tuple(spec["heads"]["sentiment"]["labels"]) == SENTIMENT_LABELS
+    probs = MultiTaskModel(CHECKPOINTS / name, backend="torch").head_probs(["profit rose 40%"])
+    assert set(probs) == {"sentiment", "topic"}
+
+
+@pytest.mark.skipif("zh-multitask" not in MULTITASK, reason="zh-multitask is not shipped yet")
+def test_chinese_clear_cases_on_the_multitask_checkpoint(default_classifier: Classifier) -> None:
+    neg, policy = default_classifier.predict_batch([
+        "这家公司业绩暴雷，股价连续跌停，亏惨了",
+        "央行宣布下调存款准备金率0.5个百分点，释放长期资金约1万亿元",
+    ])
+    assert neg.sentiment == "negative", neg.sentiment_probs
+    assert policy.topic == "政策" and policy.extra["theme"] == "central_banks_policy"
