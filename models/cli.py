@@ -87,13 +87,25 @@ def eval_command(settings: Settings, model_path: Path, sets: str | None, out: Pa
     """Evaluate a model folder on the MANIFEST.md protocol; writes JSON + Markdown."""
     from finsentry.models.engine import TextModel
     from finsentry.models.evaluate import evaluate, write_report
+    from finsentry.models.multitask import MultiTaskModel, is_multitask
+    from finsentry.models.train_mt import EVAL
 
-    m = TextModel(model_path, device=settings.models.device, backend=backend,
-                  max_length=max_length or settings.models.max_length,
-                  batch_size=settings.models.batch_size, threads=settings.models.threads,
-                  cache_dir=settings.models.derived_cache)
-    names = sets.split(",") if sets else _default_sets(m.labels, m.language)
-    report = evaluate(m.probs, names, _data_root(settings, data))
+    cls = MultiTaskModel if is_multitask(model_path) else TextModel
+    m = cls(model_path, device=settings.models.device, backend=backend,
+            max_length=max_length or settings.models.max_length,
+            batch_size=settings.models.batch_size, threads=settings.models.threads,
+            cache_dir=settings.models.derived_cache)
+    root = _data_root(settings, data)
+    if cls is MultiTaskModel:  # one report over every head's sets
+        report = {}
+        for head in m.heads:
+            names = EVAL.get((m.language, head), ())
+            if sets:
+                names = tuple(n for n in sets.split(",") if n in names)
+            report.update(evaluate(lambda t, h=head: m.head_probs(t)[h], names, root))
+    else:
+        names = sets.split(",") if sets else _default_sets(m.labels, m.language)
+        report = evaluate(m.probs, names, root)
     j, md = write_report(report, out or model_path / "eval", f"Evaluation of {model_path}")
     for name, r in report.items():
         click.echo(f"{name}: accuracy {r['accuracy']:.4f} macro-F1 {r['macro_f1']:.4f} "

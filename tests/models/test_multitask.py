@@ -136,3 +136,26 @@ def test_taxonomy_links_topics_across_languages() -> None:
     en = [t for en_t, _ in THEMES.values() for t in en_t]
     zh = [t for _, zh_t in THEMES.values() for t in zh_t]
     assert sorted(en) == sorted(TOPIC_LABELS) and sorted(zh) == sorted(ZH_TOPIC_LABELS)
+
+
+def test_cli_train_mt_then_eval_every_head(tiny_base: Path, data_root: Path,
+                                           tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from finsentry.cli import cli
+
+    out = tmp_path / "en-mt"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["models", "train-mt", "--base", str(tiny_base), "--out", str(out),
+                              "--epochs", "1", "--batch-size", "16", "--max-length", "32",
+                              "--data", str(data_root)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    card = (out / "README.md").read_text()
+    assert "finsentry models train-mt --base" in card and "### topic head" in card
+    assert "| fpb50 |" in card and "[" in card.split("| fpb50 |")[1].split("\n")[0]  # CI
+    res = runner.invoke(cli, ["models", "eval", "--model", str(out), "--data", str(data_root),
+                              "--out", str(tmp_path / "rep")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "rep.json").read_text())
+    assert set(report) == {"fpb50", "fpball", "tfns", "topic"}
+    assert all("accuracy_ci" in r and "ece" in r for r in report.values())
