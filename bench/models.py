@@ -75,6 +75,22 @@ def accuracy_table(data: Path, threads: int, cache: Path,
     return rows
 
 
+def baseline_table(data: Path) -> list[str]:
+    """Char n-gram TF-IDF + logistic regression on the Chinese sets (the reference to beat)."""
+    from finsentry.models import data as D
+    from finsentry.models.evaluate import score
+    from finsentry.models.ngram import baseline
+
+    rows = ["| baseline | set | n | accuracy [95% CI] | macro F1 | ECE |",
+            "|---|---|---:|---:|---:|---:|"]
+    for name, (train, test) in (("finfe", D.finfe(data)), ("finnl", D.finnl(data))):
+        r = score(test, baseline(train.texts, train.targets, test.texts))
+        rows.append(f"| TF-IDF char 1-3 + LR | {name} | {r['n']} | "
+                    f"{format_ci(r['accuracy'], r['accuracy_ci'])} | {r['macro_f1']:.4f} | "
+                    f"{r['ece']:.4f} |")
+    return rows
+
+
 def multitask_stand_in(tmp: Path) -> Path:
     """MiniLM with untrained sentiment (3) and topic (20) heads: the en-multitask cost."""
     from transformers import AutoModel, AutoTokenizer
@@ -202,6 +218,7 @@ def main() -> None:
             if args.data.is_dir():
                 print("\n".join(accuracy_table(args.data, args.threads, cache, args.teacher)),
                       "\n")
+                print("\n".join(baseline_table(args.data)), "\n")
             else:
                 print(f"no data at {args.data}: accuracy not measured\n")
         print("\n".join(speed_table(args.threads, cache, args.batches)), "\n")
