@@ -247,10 +247,12 @@ def soft_labels_command(settings: Settings, teacher: Path, out: Path, chunk: int
               help="Default: models/artefacts/zh-sentiment-ngram-blend.npz")
 @click.option("--backend", type=click.Choice(["onnx", "int8", "torch"]), default="onnx",
               show_default=True, help="Encoder runtime (the one the classifier uses).")
+@click.option("--features", type=int, default=2 ** 16, show_default=True,
+              help="Hashed n-gram buckets (file size ~ 8 bytes each).")
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.pass_obj
 def ngram_blend_command(settings: Settings, encoder: Path | None, out: Path | None, backend: str,
-                        data: Path | None) -> None:
+                        features: int, data: Path | None) -> None:
     """Fit the char n-gram model, pick the blend weight on dev, report held-out FinFE."""
     from finsentry.models.engine import TextModel
     from finsentry.models.ngram import ARTEFACTS, BLEND_FILE, fit_zh_blend
@@ -262,5 +264,5 @@ def ngram_blend_command(settings: Settings, encoder: Path | None, out: Path | No
     m = TextModel(path, device="cpu", backend=backend, max_length=settings.models.max_length,
                   threads=settings.models.threads, cache_dir=settings.models.derived_cache)
     report = fit_zh_blend(_data_root(settings, data), m, out or ARTEFACTS / BLEND_FILE,
-                          _command_line(click.get_current_context()))
+                          _command_line(click.get_current_context()), features)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

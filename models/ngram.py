@@ -28,10 +28,10 @@ N_FEATURES = 2 ** 16
 NGRAMS = (1, 3)
 
 
-def _hasher() -> Any:
+def _hasher(n_features: int = N_FEATURES) -> Any:
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    return HashingVectorizer(analyzer="char", ngram_range=NGRAMS, n_features=N_FEATURES,
+    return HashingVectorizer(analyzer="char", ngram_range=NGRAMS, n_features=n_features,
                              alternate_sign=False, norm=None, lowercase=True)
 
 
@@ -39,14 +39,14 @@ def _hasher() -> Any:
 class NgramModel:
     """Hashed char n-gram TF-IDF + multinomial logistic regression, inference in numpy."""
 
-    idf: np.ndarray  # (N_FEATURES,)
-    coef: np.ndarray  # (classes, N_FEATURES)
+    idf: np.ndarray  # (n_features,)
+    coef: np.ndarray  # (classes, n_features)
     intercept: np.ndarray  # (classes,)
 
     def features(self, texts: Sequence[str]) -> Any:
         from sklearn.preprocessing import normalize
 
-        x = _hasher().transform(list(texts)).astype(np.float32)
+        x = _hasher(len(self.idf)).transform(list(texts)).astype(np.float32)
         x.data = np.log1p(x.data)  # sublinear tf
         x = x.multiply(self.idf.astype(np.float32)[None, :]).tocsr()
         return normalize(x)
@@ -58,13 +58,14 @@ class NgramModel:
         return softmax(np.asarray(z, dtype=np.float32))
 
     @classmethod
-    def fit(cls, texts: Sequence[str], y: Sequence[int], c: float = 10.0) -> NgramModel:
+    def fit(cls, texts: Sequence[str], y: Sequence[int], c: float = 10.0,
+            n_features: int = N_FEATURES) -> NgramModel:
         from sklearn.linear_model import LogisticRegression
 
-        counts = _hasher().transform(list(texts))
-        df = np.bincount(counts.nonzero()[1], minlength=N_FEATURES)
+        counts = _hasher(n_features).transform(list(texts))
+        df = np.bincount(counts.nonzero()[1], minlength=n_features)
         idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float16)
-        model = cls(idf, np.zeros((0, N_FEATURES), np.float16), np.zeros(0, np.float32))
+        model = cls(idf, np.zeros((0, n_features), np.float16), np.zeros(0, np.float32))
         lr = LogisticRegression(C=c, max_iter=2000)
         lr.fit(model.features(texts), list(y))
         model.coef = lr.coef_.astype(np.float16)
@@ -105,7 +106,7 @@ class Blend:
 
     def save(self, path: Path, meta: dict[str, Any]) -> None:
         meta = {**meta, "weight": self.weight, "encoder_version": self.encoder_version,
-                "n_features": N_FEATURES, "ngrams": list(NGRAMS)}
+                "n_features": len(self.ngram.idf), "ngrams": list(NGRAMS)}
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, idf=self.ngram.idf, coef=self.ngram.coef,
                             intercept=self.ngram.intercept, meta=np.array(json.dumps(meta)))
@@ -144,21 +145,32 @@ def choose_weight(enc: np.ndarray, ng: np.ndarray, y: Sequence[int]) -> float:
     return max((round(w, 2) for w in np.linspace(0, 1, 21)), key=key)
 
 
-def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "") -> dict[str, Any]:
-    """FinFE: hashed n-gram model on train-minus-dev, encoder weight on dev, figures with 95%
-    CIs on the held-out slice for the baseline, the n-gram model, the encoder and the blend.
+def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "",
+                 n_features: int = N_FEATURES) -> dict[str, Any]:
+    """FinFE: the encoder weight is chosen on dev with an n-gram model fitted on the training
+    rows minus dev; the shipped n-gram model is then refitted on all training rows (the weight
+    kept). Figures with 95% CIs on the held-out slice for the reference baseline, the n-gram
+    model, the encoder and the blend.
 
     `encoder` is a loaded TextModel; dev is the same 10% slice (seed 42) of the training rows
-    that the encoder's own run used for early stopping, so it never trained on it."""
+    that the encoder's own run used for early stopping, so it never trained on it. Encoder
+    probabilities are cached next to `out` per encoder version (reruns are cheap)."""
     from finsentry.models import data as D
     from finsentry.models.calibration import bootstrap_ci, ece
     from finsentry.models.train import _split_dev
 
     train, test = D.finfe(root)
     fit, dev = _split_dev(train, 0.1, D.SEED)
-    ng = NgramModel.fit(fit.texts, fit.targets)
-    enc_dev, enc_test = encoder.probs(dev.texts), encoder.probs(test.texts)
-    w = choose_weight(enc_dev, ng.probs(dev.texts), dev.targets)
+    cache = out.with_name(f"finfe-encoder-probs-{encoder.version}.npz")
+    if cache.is_file():
+        with np.load(cache) as z:
+            enc_dev, enc_test = z["dev"], z["test"]
+    else:
+        enc_dev, enc_test = encoder.probs(dev.texts), encoder.probs(test.texts)
+        np.savez(cache, dev=enc_dev, test=enc_test)
+    w = choose_weight(enc_dev, NgramModel.fit(fit.texts, fit.targets, n_features=n_features)
+                      .probs(dev.texts), dev.targets)
+    ng = NgramModel.fit(train.texts, train.targets, n_features=n_features)
     blend = Blend(ng, w, encoder.version)
     y = test.targets
 
@@ -168,10 +180,12 @@ def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "") -> dict
                 "accuracy_ci": list(bootstrap_ci(y, pred)), "ece": ece(p, y)}
 
     report = {"n_test": len(y), "n_dev": len(dev), "encoder_weight": w,
+              "n_features": n_features,
               "baseline_tfidf_lr": fig(baseline(train.texts, train.targets, test.texts)),
               "ngram_hashed": fig(ng.probs(test.texts)), "encoder_alone": fig(enc_test),
               "blend": fig(blend.blend(enc_test, test.texts)),
-              "encoder": str(encoder.path), "command": command}
+              "encoder": str(encoder.path), "encoder_version": encoder.version,
+              "command": command}
     blend.save(out, report)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
