@@ -63,4 +63,14 @@ def test_missing_data_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="Sentences_50Agree.txt"):
         D.fpb(tmp_path, "fpb50")
     with pytest.raises(ModelError, match="no training data"):
-        D.training_set(tmp_path, "topic", "zh")
+        D.training_set(tmp_path, "ner", "zh")
+
+
+def test_finnl_uses_the_first_subject_label_and_finnsp_the_negative_flag(data_root: Path
+                                                                        ) -> None:
+    train, test = D.finnl(data_root)
+    assert train.labels == D.ZH_TOPIC_LABELS and len(test) == 2
+    assert [train.labels[y] for y in train.targets] == ["政策", "公司", "能源"]  # geography skipped
+    nsp = D.finnsp(data_root)
+    assert nsp.targets == [1, 0] and nsp.texts[0].startswith("标题")
+    assert D.training_set(data_root, "topic", "zh").name == "finnl-train"
