@@ -30,6 +30,7 @@ from finsentry.models.calibration import format_ci
 from finsentry.models.engine import TextModel
 from finsentry.models.evaluate import evaluate
 from finsentry.models.multitask import MultiTaskModel, is_multitask
+from finsentry.models.ngram import load_blend
 from finsentry.models.paths import CHECKPOINTS, PROJECT_ROOT
 
 SETS = {"en-sentiment": ["fpb50", "fpball", "tfns"], "en-topic": ["topic"],
@@ -67,6 +68,10 @@ def accuracy_table(data: Path, threads: int, cache: Path,
                 head = HEAD_OF[s] if s in HEAD_OF and HEAD_OF[s] in m.heads else None
                 predict = (lambda texts, h=head, m=m: m.head_probs(texts)[h]) if head else m.probs
                 report.update(evaluate(predict, [s], data))
+            blend = load_blend(m) if name == "zh-sentiment" else None
+            if blend is not None:  # what the default classifier serves for Chinese text
+                report.update({f"finfe (+ n-gram blend, w={blend.weight})": r for r in evaluate(
+                    lambda t, m=m, b=blend: b.blend(m.probs(t), t), ["finfe"], data).values()})
             took = time.perf_counter() - t0
             for s, r in report.items():
                 rows.append(f"| {name} | {backend} ({took:.0f} s) | {s} | {r['n']} | "
