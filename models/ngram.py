@@ -19,10 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from finsentry.models.paths import PROJECT_ROOT
-
 log = logging.getLogger(__name__)
-ARTEFACTS = PROJECT_ROOT / "models" / "artefacts"
+ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
 BLEND_FILE = "zh-sentiment-ngram-blend.npz"
 N_FEATURES = 2 ** 16
 NGRAMS = (1, 3)
