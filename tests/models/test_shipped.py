@@ -62,6 +62,8 @@ def test_chinese_negative_comment_goes_to_the_chinese_model(default_classifier: 
     (p,) = default_classifier.predict_batch(["这家公司业绩暴雷，股价连续跌停，亏惨了"])
     zh_model = "zh-multitask" if (CHECKPOINTS / "zh-multitask").is_dir() else "zh-sentiment"
     assert p.language == "zh" and p.model_name == f"default/{zh_model}"
+    if zh_model == "zh-sentiment":  # served with the n-gram blend fitted for these weights
+        assert str(p.extra["blend"]).startswith("ngram-blend")
     assert p.sentiment == "negative", p.sentiment_probs
 
 
