@@ -67,11 +67,11 @@ def write_data_root(root: Path) -> Path:
     (finfe / "train_list.json").write_text(json.dumps(zh, ensure_ascii=False), encoding="utf-8")
     finnl = root / "cn_bbt_fincuge_finnl"
     finnl.mkdir()
-    rows = {"train_list.json": [["央行下调存款准备金率", "中国 政策"],
+    finnl_rows = {"train_list.json": [["央行下调存款准备金率", "中国 政策"],
                                 ["苹果公司发布新品", "外国 公司"],
                                 ["油价大涨", "国际 能源 经济"], ["噪声", "中国"]],
             "eval_list.json": [["美联储加息", "外国 政策"], ["某公司上市", "中国 公司"]]}
-    for name, part in rows.items():
+    for name, part in finnl_rows.items():
         (finnl / name).write_text(json.dumps(part, ensure_ascii=False), encoding="utf-8")
     finnsp = root / "cn_bbt_fincuge_finnsp"
     finnsp.mkdir()
