@@ -71,8 +71,8 @@ def write_data_root(root: Path) -> Path:
                                 ["苹果公司发布新品", "外国 公司"],
                                 ["油价大涨", "国际 能源 经济"], ["噪声", "中国"]],
             "eval_list.json": [["美联储加息", "外国 政策"], ["某公司上市", "中国 公司"]]}
-    for name, part in finnl_rows.items():
-        (finnl / name).write_text(json.dumps(part, ensure_ascii=False), encoding="utf-8")
+    for name, zh_part in finnl_rows.items():
+        (finnl / name).write_text(json.dumps(zh_part, ensure_ascii=False), encoding="utf-8")
     finnsp = root / "cn_bbt_fincuge_finnsp"
     finnsp.mkdir()
     nsp = [["a1", "标题", "标题 某平台涉嫌诈骗", "某平台", "1", "某平台"],
