@@ -1,0 +1,148 @@
+"""Pieces of bench/pipeline.py: the worker child process, visibility polling, CPU and RSS probes.
+
+A worker child (`python bench/pipeline.py --child SPEC`) is a real `run_worker` with the real
+classifier and ScoredSink, plus what the benchmark needs to see from outside: a progress file
+(messages, inserts, rows), a stop file to end it cleanly, and its own peak RSS and CPU time at
+exit. chdb allows one process per data path, so on chdb the child also runs the visibility
+poller (writing `doc_id<TAB>time` lines); on a server the benchmark polls from outside.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bench.pipeline")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+POLL_S = 0.1
+WINDOW_US = 3_000_000  # a batch becomes visible within 3 s of its processed_at, else full scan
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of a live process (all threads), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class VisibilityPoller(threading.Thread):
+    """Records when each document of a run first becomes queryable in scored_documents.
+
+    Polls only rows processed in the last few seconds (by `version` = processed_at in µs), so a
+    poll stays cheap however many documents the run holds; `sink(doc_id, t)` gets each new id.
+    """
+
+    def __init__(self, store: Any, run_id: str, sink: Any, interval: float = POLL_S) -> None:
+        super().__init__(daemon=True, name="visibility-poller")
+        self.store, self.run_id, self.sink, self.interval = store, run_id, sink, interval
+        self.seen: set[str] = set()
+        self.high = 0
+        self.stopping = threading.Event()
+
+    def poll_once(self) -> int:
+        rows = self.store.query(
+            "SELECT doc_id, version FROM scored_documents WHERE run_id = %(run)s "
+            "AND version >= %(since)s",
+            {"run": self.run_id, "since": max(0, self.high - WINDOW_US)})
+        now = time.time()
+        new = 0
+        for r in rows:
+            self.high = max(self.high, int(r["version"]))
+            doc_id = str(r["doc_id"])
+            if doc_id not in self.seen:
+                self.seen.add(doc_id)
+                self.sink(doc_id, now)
+                new += 1
+        return new
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception as exc:  # the store may be mid-retry; keep polling
+                log.warning("visibility poll failed: %s", exc)
+            self.stopping.wait(self.interval)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(5)
+
+
+class CountingSink:
+    """Wraps ScoredSink to count inserts and rows (rows per insert is a reported figure)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.inserts = 0
+        self.rows = 0
+        self.largest = 0
+
+    def write(self, docs: Sequence[Any]) -> int:
+        written = int(self.inner.write(docs))
+        if written:
+            self.inserts += 1
+            self.rows += written
+            self.largest = max(self.largest, written)
+        return written
+
+
+def run_child(spec_path: Path) -> None:
+    """Body of a worker child: load models, run the worker until the stop file appears."""
+    from finsentry.config import Settings
+    from finsentry.models import load_classifier
+    from finsentry.store import ScoredSink, migrate, open_store
+    from finsentry.streams.worker import StopPolicy, run_worker
+
+    spec = json.loads(spec_path.read_text())
+    settings = Settings.model_validate(spec["settings"])
+    progress, stop_file = Path(spec["progress"]), Path(spec["stop"])
+    classifier = load_classifier(settings.models)
+    classifier.predict_batch(["warm-up headline for the benchmark"] * 4)
+    store = open_store(settings.clickhouse)
+    migrate(store)
+    sink = CountingSink(ScoredSink(store))
+    poller = None
+    if spec.get("visibility"):
+        out = Path(spec["visibility"]).open("a", buffering=1, encoding="utf-8")
+        poller = VisibilityPoller(store, settings.worker.run_id,
+                                  lambda d, t: out.write(f"{d}\t{t:.4f}\n"))
+        poller.start()
+
+    class FileStop(StopPolicy):
+        def reason(self, stats: Any) -> str | None:
+            return "stop file" if stop_file.exists() else None
+
+    def report(stats: Any, final: bool = False) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        data = {"pid": os.getpid(), "messages": stats.messages, "batches": stats.batches,
+                "inserts": sink.inserts, "rows": sink.rows, "largest_insert": sink.largest,
+                "rejected": stats.rejected, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "cpu_s": usage.ru_utime + usage.ru_stime, "final": final}
+        tmp = progress.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(progress)
+
+    stats = run_worker(settings, classifier, sink, FileStop(), on_progress=report)
+    if poller is not None:
+        poller.stop()
+    store.close()
+    report(stats, final=True)

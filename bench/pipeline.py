@@ -1,0 +1,455 @@
+"""End-to-end benchmark (not a test): does the classifier set the pace, or the plumbing?
+
+    .venv/bin/python bench/pipeline.py [--documents 3000] [--workers 1,2]
+                                       [--backends chdb,server] [--smoke]
+
+Measured in one run, on one machine, with one model, batch size and input (the demo's sample
+stream, keyed by document id so partitions fill evenly):
+1. bare: the classifier's documents/s, a loop over `predict_batch` at `worker.batch_size`;
+2. end to end: documents/s from the first produce to the raw topic until every document is
+   queryable in scored_documents, with 1 and 2 real worker processes (`run_worker`, the shipped
+   classifier, ScoredSink), on embedded chdb and on a ClickHouse server (Debian's 18.16 started
+   here via .ci/clickhouse.sh unless --clickhouse names one), and the ratio to (1);
+3. produce -> queryable latency p50/p99 with input paced at half the measured capacity;
+4. peak RSS of a worker with its models loaded; ClickHouse rows per insert;
+5. CPU seconds per 1000 documents for the workers, the broker, the ClickHouse server and the
+   bench itself (producer + poller), so results on a loaded machine can still be compared.
+chdb allows one process per data path, so chdb runs with one worker only. Queryable times come
+from a 0.1 s poll (resolution ~0.1 s). The load average is recorded with every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from _pipeline_parts import VisibilityPoller, cpu_seconds, peak_rss_mb, run_child
+from _results import PROJECT_ROOT, Table, emit
+
+SMOKE_DOCS = 96
+
+
+@dataclass
+class Env:
+    """Services shared by every configuration: one broker, one ClickHouse server."""
+
+    bootstrap: str
+    ch_host: str | None
+    ch_port: int
+    broker_pid: int | None = None
+    ch_pid: int | None = None
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fs-bench-")))
+
+
+@dataclass
+class RunResult:
+    backend: str
+    workers: int
+    docs_per_s: float | None = None
+    latency_p50: float | None = None
+    latency_p99: float | None = None
+    paced_rate: float | None = None
+    peak_rss_mb: float | None = None
+    rows_per_insert: float | None = None
+    rows_per_insert_paced: float | None = None
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per 1000 docs, by process
+    load: tuple[float, float] = (0.0, 0.0)
+    note: str = ""
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespace) -> Any:
+    from finsentry.config import Settings
+
+    tag = uuid.uuid4().hex[:8]
+    ch: dict[str, Any] = {"database": f"bench_{tag}", "retry_attempts": 8}
+    if backend == "chdb":
+        ch["chdb_path"] = str(run_dir / "chdb")
+    else:
+        ch.update(host=env.ch_host, port=env.ch_port)
+    models: dict[str, Any] = {}
+    if args.threads:
+        models["threads"] = args.threads
+    return Settings.model_validate({
+        "kafka": {"bootstrap_servers": env.bootstrap, "raw_topic": f"b{tag}.raw",
+                  "scored_topic": f"b{tag}.scored", "dead_letter_topic": f"b{tag}.dlq",
+                  "partitions": args.partitions},
+        "clickhouse": ch, "models": models,
+        "worker": {"app_id": f"bench-{tag}", "run_id": f"bench-{tag}",
+                   "batch_size": args.batch_size, "batch_max_wait_s": args.batch_max_wait},
+    })
+
+
+class Run:
+    """One configuration: topics, store, W worker children, the three phases."""
+
+    def __init__(self, env: Env, backend: str, workers: int, args: argparse.Namespace) -> None:
+        self.env, self.backend, self.n_workers, self.args = env, backend, workers, args
+        self.dir = env.tmp / f"{backend}-{workers}-{uuid.uuid4().hex[:6]}"
+        self.dir.mkdir()
+        self.settings = make_settings(env, backend, self.dir, args)
+        self.visible: dict[str, float] = {}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.poller: VisibilityPoller | None = None
+        self.store: Any = None
+        self.producer: Any = None
+        self.vis_file = self.dir / "visible.tsv"
+        self._vis_offset = 0
+
+    # -- set-up / tear-down ---------------------------------------------------------------------
+    def start(self) -> None:
+        from kafka import KafkaProducer
+
+        from finsentry.kafka_admin import ensure_topics
+        from finsentry.store import migrate, open_store
+
+        ensure_topics(self.settings.kafka)
+        if self.backend == "server":
+            self.store = open_store(self.settings.clickhouse)
+            migrate(self.store)
+            self.poller = VisibilityPoller(self.store, self.settings.worker.run_id,
+                                           self.visible.__setitem__)
+            self.poller.start()
+        data = self.settings.model_dump(mode="json")
+        data["clickhouse"]["password"] = self.settings.clickhouse.password.get_secret_value()
+        data["alerts"]["smtp_password"] = ""
+        for i in range(self.n_workers):
+            spec = {"settings": data, "progress": str(self.dir / f"progress-{i}.json"),
+                    "stop": str(self.dir / "stop"),
+                    "visibility": str(self.vis_file) if self.backend == "chdb" else None}
+            (self.dir / f"spec-{i}.json").write_text(json.dumps(spec))
+            log = (self.dir / f"worker-{i}.log").open("ab")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+            self.procs.append(subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--child",
+                 str(self.dir / f"spec-{i}.json")], stdout=log, stderr=subprocess.STDOUT,
+                env=env, cwd=PROJECT_ROOT))
+            log.close()
+        self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
+                                      acks="all", linger_ms=5)
+
+    def stop(self) -> list[dict[str, Any]]:
+        (self.dir / "stop").touch()
+        finals: list[dict[str, Any]] = []
+        for i, proc in enumerate(self.procs):
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            finals.append(self.progress(i))
+        if self.poller is not None:
+            self.poller.stop()
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+        if self.store is not None:
+            self.store.execute(f"DROP DATABASE IF EXISTS {self.settings.clickhouse.database}")
+            self.store.close()
+            self.store = None
+        return finals
+
+    def kill(self) -> None:
+        """After a failure: end the children and release what the run holds."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        if self.poller is not None:
+            self.poller.stop()
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    # -- observation ----------------------------------------------------------------------------
+    def progress(self, i: int) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.dir / f"progress-{i}.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def refresh(self) -> None:
+        if self.backend != "chdb" or not self.vis_file.exists():
+            return
+        with self.vis_file.open(encoding="utf-8") as f:
+            f.seek(self._vis_offset)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self._vis_offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            doc_id, t = line.split("\t")
+            self.visible.setdefault(doc_id, float(t))
+
+    def wait_visible(self, ids: list[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.refresh()
+            if all(i in self.visible for i in ids):
+                return True
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None:
+                    tail = (self.dir / f"worker-{i}.log").read_text()[-3000:]
+                    raise RuntimeError(f"worker {i} exited ({proc.returncode}):\n{tail}")
+            time.sleep(0.05)
+        return False
+
+    def cpu_snapshot(self) -> dict[str, float]:
+        snap = {"workers": sum(cpu_seconds(p.pid) for p in self.procs),
+                "bench": time.process_time()}
+        if self.env.broker_pid:
+            snap["broker"] = cpu_seconds(self.env.broker_pid)
+        if self.backend == "server" and self.env.ch_pid:
+            snap["clickhouse"] = cpu_seconds(self.env.ch_pid)
+        return snap
+
+    def totals(self) -> tuple[int, int]:
+        inserts = rows = 0
+        for i in range(self.n_workers):
+            p = self.progress(i)
+            inserts += int(p.get("inserts", 0))
+            rows += int(p.get("rows", 0))
+        return inserts, rows
+
+    # -- phases ---------------------------------------------------------------------------------
+    def send(self, docs: list[Any]) -> dict[str, float]:
+        sent: dict[str, float] = {}
+        topic = self.settings.kafka.raw_topic
+        for d in docs:
+            sent[d.id] = time.time()
+            self.producer.send(topic, key=d.id.encode(), value=d.to_json())
+        self.producer.flush()
+        return sent
+
+    def warm_up(self, docs: list[Any]) -> None:
+        """Rounds of documents until every worker has processed some (joined, warm)."""
+        per_round = max(8, len(docs) // 4)
+        for start in range(0, len(docs), per_round):
+            chunk = docs[start:start + per_round]
+            self.send(chunk)
+            if not self.wait_visible([d.id for d in chunk], self.args.timeout):
+                raise RuntimeError(f"{self.backend}: warm-up documents never became queryable "
+                                   f"(logs in {self.dir})")
+            if all(self.progress(i).get("messages", 0) > 0 for i in range(self.n_workers)):
+                return
+        raise RuntimeError(f"{self.backend}: a worker never got a partition (logs in {self.dir})")
+
+    def burst(self, docs: list[Any], result: RunResult) -> None:
+        before, ins0 = self.cpu_snapshot(), self.totals()
+        t0 = time.time()
+        self.send(docs)
+        ids = [d.id for d in docs]
+        if not self.wait_visible(ids, self.args.timeout):
+            missing = sum(1 for i in ids if i not in self.visible)
+            raise RuntimeError(f"{self.backend}/{self.n_workers}: {missing} documents not "
+                               f"queryable after {self.args.timeout}s (logs in {self.dir})")
+        t1 = max(self.visible[i] for i in ids)
+        after, ins1 = self.cpu_snapshot(), self.totals()
+        result.docs_per_s = len(docs) / (t1 - t0)
+        result.cpu = {k: (after[k] - before[k]) * 1000 / len(docs) for k in after}
+        inserts = ins1[0] - ins0[0]
+        result.rows_per_insert = (ins1[1] - ins0[1]) / inserts if inserts else None
+
+    def paced(self, docs: list[Any], rate: float, result: RunResult) -> None:
+        ins0 = self.totals()
+        sent: dict[str, float] = {}
+        topic = self.settings.kafka.raw_topic
+        start = time.time()
+        for k, d in enumerate(docs):
+            due = start + k / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            sent[d.id] = time.time()
+            self.producer.send(topic, key=d.id.encode(), value=d.to_json())
+            self.producer.flush()
+        if not self.wait_visible(list(sent), self.args.timeout):
+            raise RuntimeError(f"{self.backend}: paced documents not all queryable")
+        lat = [self.visible[i] - t for i, t in sent.items()]
+        ins1 = self.totals()
+        result.paced_rate = rate
+        result.latency_p50, result.latency_p99 = percentile(lat, 50), percentile(lat, 99)
+        inserts = ins1[0] - ins0[0]
+        result.rows_per_insert_paced = (ins1[1] - ins0[1]) / inserts if inserts else None
+
+
+def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
+            args: argparse.Namespace) -> RunResult:
+    result = RunResult(backend, workers)
+    run = Run(env, backend, workers, args)
+    load0 = os.getloadavg()[0]
+    try:
+        run.start()
+        run.warm_up(docs["warm"])
+        run.burst(docs["burst"], result)
+        assert result.docs_per_s is not None
+        rate = max(1.0, result.docs_per_s / 2)
+        n = max(10, min(len(docs["paced"]), int(rate * args.paced_seconds)))
+        run.paced(docs["paced"][:n], rate, result)
+        finals = run.stop()
+        result.peak_rss_mb = max((f.get("peak_rss_mb", 0.0) for f in finals), default=None)
+        result.load = (load0, os.getloadavg()[0])
+    finally:
+        run.kill()
+    return result
+
+
+def bare(texts: list[str], args: argparse.Namespace) -> tuple[float, float, str, float]:
+    """Bare classifier: docs/s, CPU-s per 1000 docs, model description, RSS after loading."""
+    from finsentry.config import ModelSettings
+    from finsentry.models import load_classifier
+
+    settings = ModelSettings.model_validate({"threads": args.threads} if args.threads else {})
+    clf = load_classifier(settings)
+    rss = peak_rss_mb(os.getpid()) or 0.0
+    b = args.batch_size
+    clf.predict_batch(texts[:b])  # warm-up
+    c0, t0 = time.process_time(), time.perf_counter()
+    for i in range(0, len(texts), b):
+        clf.predict_batch(texts[i:i + b])
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    pred = clf.predict_batch(texts[:1])[0]
+    what = f"{pred.model_name} {pred.model_version} (backend {settings.backend})"
+    del clf
+    gc.collect()
+    return len(texts) / took, cpu * 1000 / len(texts), what, rss
+
+
+def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
+    from finsentry.broker import EmbeddedBroker
+
+    env = Env(bootstrap=args.bootstrap or "", ch_host=None, ch_port=0)
+    stack.append(lambda: shutil.rmtree(env.tmp, ignore_errors=True))
+    if not args.bootstrap:
+        broker = EmbeddedBroker(env.tmp / "broker").start()
+        stack.append(broker.stop)
+        env.bootstrap = broker.bootstrap
+        env.broker_pid = broker.pid
+    if "server" in args.backends:
+        if args.clickhouse:
+            host, _, port = args.clickhouse.rpartition(":")
+            env.ch_host, env.ch_port = host or "127.0.0.1", int(port)
+        else:
+            from finsentry.broker import free_port
+
+            ch_dir, port = env.tmp / "clickhouse", free_port()
+            script = str(PROJECT_ROOT / ".ci" / "clickhouse.sh")
+            subprocess.run(["bash", script, "start", str(ch_dir), str(port)], check=True,
+                           capture_output=True, timeout=90)
+            stack.append(lambda: subprocess.run(["bash", script, "stop", str(ch_dir)],
+                                                check=False, capture_output=True, timeout=60))
+            env.ch_host, env.ch_port = "127.0.0.1", port
+            env.ch_pid = int((ch_dir / "clickhouse.pid").read_text())
+    return env
+
+
+def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
+           what: str) -> list[Table]:
+    thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
+                ["backend", "workers", "docs/s", "ratio to bare", "CPU-s/1000 docs (all)",
+                 "workers", "broker", "ClickHouse", "bench", "load avg"])
+    thr.add("bare predict_batch", "-", bare_rate, 1.0, bare_cpu, bare_cpu, None, None, None,
+            None)
+    for r in results:
+        if r.docs_per_s is None:
+            thr.add(r.backend, r.workers, None, None, None, None, None, None, None, r.note)
+            continue
+        total = sum(v for k, v in r.cpu.items() if k != "bench")
+        thr.add(r.backend, r.workers, r.docs_per_s, r.docs_per_s / bare_rate, total,
+                r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
+                r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
+    thr.notes.append(f"Model: {what}. Ratio target >= 0.9. CPU columns: CPU seconds per "
+                     "1000 documents during the timed burst; 'all' = workers + broker + "
+                     "ClickHouse server (chdb runs inside the worker).")
+    lat = Table("Latency at half capacity, memory, inserts",
+                ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
+                 "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)"])
+    for r in results:
+        if r.docs_per_s is None:
+            continue
+        lat.add(r.backend, r.workers, r.paced_rate, r.latency_p50, r.latency_p99,
+                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced)
+    lat.notes.append("Targets: p99 <= 2 s, peak RSS <= 1.5 GB; rows/insert = documents per "
+                     "ClickHouse insert (whole batches, never single rows).")
+    return [thr, lat]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--documents", type=int, default=3000, help="documents in the timed burst")
+    ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
+    ap.add_argument("--backends", default="chdb,server")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-max-wait", type=float, default=1.0)
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=None, help="models.threads (default: torch)")
+    ap.add_argument("--paced-seconds", type=float, default=15.0)
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--bootstrap", help="use this broker instead of starting noida-db")
+    ap.add_argument("--clickhouse", help="host:port of a running server instead of 18.16 here")
+    ap.add_argument("--results", type=Path, default=None, help="results folder")
+    ap.add_argument("--smoke", action="store_true", help=f"{SMOKE_DOCS} documents, 1 worker")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        run_child(args.child)
+        return
+    if args.smoke:
+        args.documents, args.workers, args.paced_seconds = SMOKE_DOCS, "1", 2.0
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    workers = [int(w) for w in args.workers.split(",")]
+
+    from finsentry.streams.sample import generate
+
+    n = args.documents
+    n_warm = max(2 * args.batch_size, 4 * args.partitions)
+    sample = generate(n_warm + 2 * n, seed=11).documents
+    docs = {"warm": sample[:n_warm], "burst": sample[n_warm:n_warm + n],
+            "paced": sample[n_warm + n:]}
+    bare_rate, bare_cpu, what, model_rss = bare([d.classify_text for d in docs["burst"]], args)
+    print(f"bare classifier: {bare_rate:.1f} docs/s, {bare_cpu:.2f} CPU-s/1000 docs ({what})",
+          flush=True)
+    stack: list[Any] = []
+    results: list[RunResult] = []
+    try:
+        env = start_services(args, stack)
+        for backend in args.backends:
+            for w in workers:
+                if backend == "chdb" and w > 1:
+                    results.append(RunResult(backend, w, note="n/a: one process per chdb path"))
+                    continue
+                r = measure(env, backend, w, docs, args)
+                print(f"{backend} x{w}: {r.docs_per_s:.1f} docs/s, p99 {r.latency_p99:.2f} s",
+                      flush=True)
+                results.append(r)
+    finally:
+        for undo in reversed(stack):
+            undo()
+    emit("pipeline", tables(results, bare_rate, bare_cpu, what), out_dir=args.results,
+         meta={"documents": n, "batch_size": args.batch_size, "model": what,
+               "threads": args.threads, "bare_docs_per_s": bare_rate,
+               "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": model_rss,
+               "runs": [r.__dict__ for r in results]})
+
+
+if __name__ == "__main__":
+    main()
