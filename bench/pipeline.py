@@ -64,6 +64,7 @@ class RunResult:
     rows_per_insert: float | None = None
     rows_per_insert_paced: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per 1000 docs, by process
+    idle_cpu_pct: float | None = None  # workers + broker while no input arrives, % of one core
     load: tuple[float, float] = (0.0, 0.0)
     note: str = ""
 
@@ -231,6 +232,15 @@ class Run:
         return inserts, rows
 
     # -- phases ---------------------------------------------------------------------------------
+    def idle_cpu(self, seconds: float) -> float:
+        """CPU of the workers and the broker with no input, % of one core (a spinning consumer
+        shows here, and takes that CPU from the classifier)."""
+        time.sleep(min(1.0, seconds))  # let the warm-up's commits and inserts settle
+        a, t0 = self.cpu_snapshot(), time.monotonic()
+        time.sleep(seconds)
+        b, took = self.cpu_snapshot(), time.monotonic() - t0
+        return 100 * sum(b[k] - a[k] for k in ("workers", "broker") if k in a) / took
+
     def send(self, docs: list[Any]) -> dict[str, float]:
         sent: dict[str, float] = {}
         topic = self.settings.kafka.raw_topic
@@ -300,6 +310,7 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
     try:
         run.start()
         run.warm_up(docs["warm"])
+        result.idle_cpu_pct = run.idle_cpu(args.idle_seconds)
         run.burst(docs["burst"], result)
         assert result.docs_per_s is not None
         rate = max(1.0, result.docs_per_s / 2)
@@ -382,12 +393,13 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
                      "ClickHouse server (chdb runs inside the worker).")
     lat = Table("Latency at half capacity, memory, inserts",
                 ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
-                 "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)"])
+                 "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)",
+                 "idle CPU % (workers + broker)"])
     for r in results:
         if r.docs_per_s is None:
             continue
         lat.add(r.backend, r.workers, r.paced_rate, r.latency_p50, r.latency_p99,
-                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced)
+                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced, r.idle_cpu_pct)
     lat.notes.append("Targets: p99 <= 2 s, peak RSS <= 1.5 GB; rows/insert = documents per "
                      "ClickHouse insert (whole batches, never single rows).")
     return [thr, lat]
@@ -403,6 +415,7 @@ def main() -> None:
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="models.threads (default: torch)")
     ap.add_argument("--paced-seconds", type=float, default=15.0)
+    ap.add_argument("--idle-seconds", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--bootstrap", help="use this broker instead of starting noida-db")
     ap.add_argument("--clickhouse", help="host:port of a running server instead of 18.16 here")
@@ -415,6 +428,7 @@ def main() -> None:
         return
     if args.smoke:
         args.documents, args.workers, args.paced_seconds = SMOKE_DOCS, "1", 2.0
+        args.idle_seconds = 1.0
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     workers = [int(w) for w in args.workers.split(",")]
 

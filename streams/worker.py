@@ -69,7 +69,10 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
     """Create the Faust app with one batching agent; topics must already exist."""
     import faust
 
+    from finsentry.streams.fetch_backoff import install as install_fetch_backoff
+
     k, w = settings.kafka, settings.worker
+    install_fetch_backoff(w.empty_fetch_backoff_s)
     app = faust.App(
         w.app_id,
         broker=faust_broker_urls(k.bootstrap_servers),
