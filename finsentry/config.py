@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -77,6 +85,18 @@ class ClickHouseSettings(Section):
     connect_timeout_s: float = Field(5.0, description="Server connect timeout")
     retry_attempts: int = Field(8, ge=1, description="Attempts for a failed write before raising")
     retry_max_wait_s: float = Field(10.0, description="Longest backoff between write retries")
+    cluster: str | None = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Cluster name (remote_servers); "
+        "set = ReplicatedMergeTree + Distributed tables, DDL ON CLUSTER; unset = one server")
+    replication_path: str = Field(
+        "/clickhouse/tables/{shard}/{database}/{table}",
+        description="Keeper path of each replicated table ({shard} is the server's macro)")
+
+    @model_validator(mode="after")
+    def _cluster_needs_server(self) -> ClickHouseSettings:
+        if self.cluster and not self.host:
+            raise ValueError("clickhouse.cluster needs clickhouse.host (chdb is one process)")
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -42,7 +42,7 @@ def install(seconds: float) -> bool:
         return False
     if getattr(original, _MARK, False):
         return True
-    Fetcher._proc_fetch_request = with_backoff(original)  # type: ignore[method-assign]
+    Fetcher._proc_fetch_request = with_backoff(original)
     return True
 
 

@@ -306,9 +306,21 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+def statements_for(store: Store, statements: tuple[str, ...]) -> list[str]:
+    """The statements as written, or their clustered form when `clickhouse.cluster` is set."""
+    cluster = store.settings.cluster
+    if not cluster:
+        return list(statements)
+    from finsentry.store.cluster import clustered
+
+    return [out for sql in statements
+            for out in clustered(sql, cluster, store.database, store.settings.replication_path)]
+
+
 def applied_versions(store: Store) -> dict[int, str]:
     """Applied migration versions -> checksum (creates the bookkeeping table if missing)."""
-    store.execute(SCHEMA_MIGRATIONS_DDL)
+    for statement in statements_for(store, (SCHEMA_MIGRATIONS_DDL,)):
+        store.execute(statement)
     rows = store.query("SELECT version, any(checksum) AS checksum FROM schema_migrations "
                        "GROUP BY version ORDER BY version")
     return {int(r["version"]): str(r["checksum"]) for r in rows}
@@ -331,7 +343,7 @@ def migrate(store: Store, migrations: tuple[Migration, ...] = MIGRATIONS) -> Mig
                      store.server_version)
             result.skipped.append(migration)
             continue
-        for statement in migration.statements:
+        for statement in statements_for(store, migration.statements):
             store.execute(statement)
         store.insert("schema_migrations", [{
             "version": migration.version, "name": migration.name,

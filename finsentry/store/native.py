@@ -17,6 +17,7 @@ from clickhouse_driver import errors as ch_errors
 from finsentry.config import ClickHouseSettings
 from finsentry.errors import StoreDataError, StoreError
 from finsentry.store.base import Row, Store, TransientStoreError
+from finsentry.store.cluster import create_database
 from finsentry.store.faults import classify_code
 
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
@@ -48,6 +49,9 @@ class NativeStore(Store):
             database=database, secure=s.secure, connect_timeout=s.connect_timeout_s,
             send_receive_timeout=timeout or max(30.0, s.connect_timeout_s),
             client_name="finsentry",
+            # clustered layout: an insert returns once its rows are on their shard, so the
+            # sink's "already stored?" check sees them (see finsentry.store.cluster)
+            settings={"insert_distributed_sync": 1} if s.cluster else None,
         )
 
     def _connected(self) -> Client:
@@ -61,7 +65,7 @@ class NativeStore(Store):
             bootstrap = self._new_client("default", timeout)
             try:
                 self._guard(lambda: bootstrap.execute(
-                    f"CREATE DATABASE IF NOT EXISTS {self.database}"))
+                    create_database(self.database, self.settings.cluster)))
             except TransientStoreError as exc:
                 if first and isinstance(exc.__cause__, ch_errors.SocketTimeoutError):
                     raise StoreError(
