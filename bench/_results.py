@@ -75,9 +75,31 @@ class Table:
         return "\n".join(lines)
 
     @classmethod
+    def from_markdown(cls, title: str, lines: Sequence[str]) -> Table:
+        """A table from Markdown rows ('| a | b |'), numeric cells as numbers: for scripts
+        that already build their rows as text."""
+        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines
+                if line.strip().startswith("|")]
+        rows = [r for r in rows if not all(set(c) <= set("-:") and c for c in r)]
+        if not rows:
+            return cls(title, ["note"], [[line] for line in lines])
+        return cls(title, rows[0], [[_number(c) for c in r] for r in rows[1:]])
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Table:
         return cls(data["title"], list(data["columns"]), [list(r) for r in data["rows"]],
                    list(data.get("notes", [])))
+
+
+def _number(cell: str) -> Any:
+    try:
+        return int(cell.replace(",", ""))
+    except ValueError:
+        pass
+    try:
+        return float(cell.replace(",", ""))
+    except ValueError:
+        return cell
 
 
 def _cpu_model() -> str:

@@ -1,6 +1,6 @@
 """Benchmark of the shipped classifiers (not a test): accuracy and documents/s in one run.
 
-    python bench/models.py [--threads 2] [--data ../shared/data] [--quick]
+    python bench/models.py [--threads 2] [--data ../shared/data] [--skip-accuracy] [--smoke]
 
 Prints one Markdown table per part:
 1. accuracy (with its 95% bootstrap interval over the test set) and expected calibration error
@@ -25,6 +25,8 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+
+from _results import Table, emit
 
 from finsentry.models.calibration import format_ci
 from finsentry.models.engine import TextModel
@@ -166,18 +168,20 @@ def docs_per_s(m: TextModel, batch: int, length: int, n_batches: int,
     return len(texts) / (time.perf_counter() - t0)
 
 
-def speed_table(threads: int, cache: Path, n_batches: int) -> list[str]:
+def speed_table(threads: int, cache: Path, n_batches: int,
+                grid: tuple[tuple[int, int], ...] = ((32, 64), (32, 128), (128, 64), (128, 128)),
+                backends: tuple[str, ...] = ("torch", "int8", "onnx")) -> list[str]:
     rows = ["| model | backend | batch | max len | docs/s | BERT-base fp32 docs/s | ratio |",
             "|---|---|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         base = TextModel(bert_base_folder(Path(tmp)), device="cpu", backend="torch",
                          threads=threads)
-        ref = {(b, L): docs_per_s(base, b, L, n_batches) for b in (32, 128) for L in (64, 128)}
+        ref = {(b, L): docs_per_s(base, b, L, n_batches) for b, L in grid}
     for name in ("en-sentiment", "zh-sentiment"):
         path = CHECKPOINTS / name
         if not (path / "config.json").is_file():
             continue
-        for backend in ("torch", "int8", "onnx"):
+        for backend in backends:
             m = TextModel(path, device="cpu", backend=backend, threads=threads, cache_dir=cache)
             for (b, L), r in ref.items():
                 v = docs_per_s(m, b, L, n_batches)
@@ -215,22 +219,36 @@ def main() -> None:
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--teacher", type=Path, default=None,
                     help="an English sentiment teacher folder to report beside the students")
+    ap.add_argument("--results", type=Path, default=None, help="results folder")
+    ap.add_argument("--smoke", action="store_true",
+                    help="no accuracy, one speed cell, ONNX only, one batch")
     args = ap.parse_args()
     cache = Path(tempfile.mkdtemp(prefix="finsentry-bench-"))
+    tables: list[Table] = []
     try:
-        print(f"# finsentry models benchmark ({args.threads} threads)\n")
-        if not args.skip_accuracy:
-            if args.data.is_dir():
-                print("\n".join(accuracy_table(args.data, args.threads, cache, args.teacher)),
-                      "\n")
-                print("\n".join(baseline_table(args.data)), "\n")
-            else:
-                print(f"no data at {args.data}: accuracy not measured\n")
-        print("\n".join(speed_table(args.threads, cache, args.batches)), "\n")
-        print("\n".join(multitask_speed_table(args.threads, cache, args.batches)), "\n")
-        print("\n".join(gpu_table(args.batches)))
+        if args.smoke:
+            speed = speed_table(args.threads, cache, 1, grid=((8, 32),), backends=("onnx",))
+        else:
+            if not args.skip_accuracy:
+                title = f"Accuracy ({args.threads} threads)"
+                if args.data.is_dir():
+                    tables.append(Table.from_markdown(
+                        title, accuracy_table(args.data, args.threads, cache, args.teacher)))
+                    tables.append(Table.from_markdown("Chinese n-gram baselines",
+                                                      baseline_table(args.data)))
+                else:
+                    tables.append(Table(title, ["note"],
+                                        [[f"no data at {args.data}: not measured"]]))
+            speed = speed_table(args.threads, cache, args.batches)
+        tables.append(Table.from_markdown(f"Documents/s ({args.threads} threads)", speed))
+        if not args.smoke:
+            tables.append(Table.from_markdown(
+                f"Multi-task vs two-model documents/s ({args.threads} threads)",
+                multitask_speed_table(args.threads, cache, args.batches)))
+            tables.append(Table.from_markdown("GPU documents/s", gpu_table(args.batches)))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+    emit("models", tables, out_dir=args.results, meta={"threads": args.threads})
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class RunResult:
     rows_per_insert: float | None = None
     rows_per_insert_paced: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per 1000 docs, by process
+    bytes_per_row: float | None = None  # compressed scored_documents bytes per row (server)
     idle_cpu_pct: float | None = None  # workers + broker while no input arrives, % of one core
     load: tuple[float, float] = (0.0, 0.0)
     note: str = ""
@@ -145,6 +146,15 @@ class Run:
             log.close()
         self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
                                       acks="all", linger_ms=5)
+
+    def bytes_per_row(self) -> float | None:
+        if self.store is None:
+            return None
+        rows = self.store.query(
+            "SELECT sum(rows) AS n, sum(bytes_on_disk) AS b FROM system.parts WHERE active "
+            "AND database = %(db)s AND table = 'scored_documents'",
+            {"db": self.settings.clickhouse.database})
+        return int(rows[0]["b"]) / int(rows[0]["n"]) if rows and rows[0]["n"] else None
 
     def stop(self) -> list[dict[str, Any]]:
         (self.dir / "stop").touch()
@@ -316,6 +326,7 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
         rate = max(1.0, result.docs_per_s / 2)
         n = max(10, min(len(docs["paced"]), int(rate * args.paced_seconds)))
         run.paced(docs["paced"][:n], rate, result)
+        result.bytes_per_row = run.bytes_per_row()
         finals = run.stop()
         result.peak_rss_mb = max((f.get("peak_rss_mb", 0.0) for f in finals), default=None)
         result.load = (load0, os.getloadavg()[0])
@@ -462,6 +473,8 @@ def main() -> None:
          meta={"documents": n, "batch_size": args.batch_size, "model": what,
                "threads": args.threads, "bare_docs_per_s": bare_rate,
                "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": model_rss,
+               "bytes_per_row": next((r.bytes_per_row for r in results if r.bytes_per_row),
+                                     None),
                "runs": [r.__dict__ for r in results]})
 
 

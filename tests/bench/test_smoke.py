@@ -1,0 +1,61 @@
+"""Every benchmark in its smoke mode (tiny input), so none can rot; figures are not asserted,
+only that each part was measured. pipeline.py runs on the session's real broker and
+ClickHouse 18.16 server plus chdb, with real worker processes and the shipped classifier."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.bench.conftest import BENCH
+from tests.fixtures.clickhouse import ClickHouseServer
+
+
+def _run(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, check=False, cwd=BENCH.parent)
+
+
+def test_pipeline_smoke(tmp_path: Path, kafka_bootstrap: str,
+                        clickhouse_server: ClickHouseServer) -> None:
+    done = _run(str(BENCH / "pipeline.py"), "--smoke", "--results", str(tmp_path),
+                "--bootstrap", kafka_bootstrap,
+                "--clickhouse", f"{clickhouse_server.host}:{clickhouse_server.port}")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert "ratio to bare" in done.stdout and "p99 s" in done.stdout
+    record = json.loads((tmp_path / "pipeline.json").read_text())
+    runs = {r["backend"]: r for r in record["meta"]["runs"]}
+    assert set(runs) == {"chdb", "server"} and record["meta"]["bare_docs_per_s"] > 0
+    for r in runs.values():
+        assert r["workers"] == 1 and r["docs_per_s"] > 0
+        assert r["latency_p50"] > 0 and r["latency_p99"] >= r["latency_p50"]
+        assert r["peak_rss_mb"] > 100 and r["cpu"]["workers"] > 0
+        assert r["rows_per_insert"] > 1  # whole batches, never single rows
+    assert runs["server"]["bytes_per_row"] > 0
+
+
+def test_models_smoke(tmp_path: Path) -> None:
+    done = _run(str(BENCH / "models.py"), "--smoke", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    record = json.loads((tmp_path / "models.json").read_text())
+    (speed,) = record["tables"]
+    assert speed["columns"][4] == "docs/s" and speed["rows"] and speed["rows"][0][4] > 0
+
+
+OTHERS = sorted(p for p in BENCH.glob("*.py")
+                if not p.name.startswith("_") and p.stem not in ("pipeline", "models"))
+
+
+@pytest.mark.parametrize("script", OTHERS, ids=lambda p: p.stem)
+def test_other_benchmarks_smoke(script: Path, tmp_path: Path) -> None:
+    """Benchmarks added later (ingest, backtest, ...) get the same check once they use
+    bench/_results.py (which gives them --smoke and --results)."""
+    if "from _results import" not in script.read_text(encoding="utf-8"):
+        pytest.skip(f"{script.name} does not use bench/_results.py yet")
+    done = _run(str(script), "--smoke", "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    assert (tmp_path / f"{script.stem}.json").is_file()
