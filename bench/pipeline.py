@@ -25,6 +25,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -273,7 +274,20 @@ class Run:
                 return
         raise RuntimeError(f"{self.backend}: a worker never got a partition (logs in {self.dir})")
 
+    def profile(self) -> list[subprocess.Popen[bytes]]:
+        """py-spy on every worker for the burst (--profile): raw stacks, one file per worker."""
+        if not self.args.profile:
+            return []
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.args.profile.mkdir(parents=True, exist_ok=True)
+        return [subprocess.Popen(
+            [spy, "record", "-p", str(p.pid), "-f", "raw", "-r", "50", "--nonblocking",
+             "-o", str(self.args.profile / f"{self.backend}-{self.n_workers}-w{i}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i, p in enumerate(self.procs)]
+
     def burst(self, docs: list[Any], result: RunResult) -> None:
+        spies = self.profile()
         before, ins0 = self.cpu_snapshot(), self.totals()
         t0 = time.time()
         self.send(docs)
@@ -284,6 +298,9 @@ class Run:
                                f"queryable after {self.args.timeout}s (logs in {self.dir})")
         t1 = max(self.visible[i] for i in ids)
         after, ins1 = self.cpu_snapshot(), self.totals()
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         result.docs_per_s = len(docs) / (t1 - t0)
         result.cpu = {k: (after[k] - before[k]) * 1000 / len(docs) for k in after}
         inserts = ins1[0] - ins0[0]
@@ -431,6 +448,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="use this broker instead of starting noida-db")
     ap.add_argument("--clickhouse", help="host:port of a running server instead of 18.16 here")
     ap.add_argument("--results", type=Path, default=None, help="results folder")
+    ap.add_argument("--profile", type=Path, default=None,
+                    help="py-spy each worker during the burst; raw stacks into this folder")
     ap.add_argument("--smoke", action="store_true", help=f"{SMOKE_DOCS} documents, 1 worker")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
