@@ -115,6 +115,9 @@ class WorkerSettings(Section):
         20.0, gt=0, description="On SIGTERM/stop: how long the in-flight batch may finish "
                                 "before it is abandoned uncommitted (keep below the "
                                 "orchestrator's kill timeout)")
+    pipeline_depth: int = Field(
+        2, ge=1, le=8, description="Batches in flight: the next one is classified while the "
+        "previous one is inserted and sent (acks stay in order); 1 = one at a time")
     empty_fetch_backoff_s: float = Field(
         0.05, ge=0, le=5, description="Pause after an empty fetch a broker answered at once "
         "(noida-db); 0 = off")

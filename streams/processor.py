@@ -172,11 +172,21 @@ class BatchScorer:
     def score_and_store(self, docs: Sequence[Document]) -> BatchResult:
         with self._lock:
             scored, rejected = self.classify(docs)
-            written, refused = self.writer.write(scored)
-            if refused:
-                bad = {doc.document.id for doc, _ in refused}
-                scored = [s for s in scored if s.document.id not in bad]
-                for doc, reason in refused:
-                    msg = RawMessage(doc.document.to_json(), self.topic)
-                    rejected.append(_reject(msg, f"store refused it: {reason}", "store"))
-            return BatchResult(scored=scored, rejected=rejected, written=written)
+            return self.store(scored, rejected)
+
+    def decode_and_classify(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """The first half of a pipelined batch (decode + ONE model call), nothing stored yet."""
+        docs, rejected = decode_batch(messages)
+        scored, refused = self.classify(docs)
+        return BatchResult(scored=scored, rejected=rejected + refused)
+
+    def store(self, scored: list[ScoredDocument], rejected: list[Rejected]) -> BatchResult:
+        """The second half: ONE insert (retried); documents the store refuses are rejected."""
+        written, refused = self.writer.write(scored)
+        if refused:
+            bad = {doc.document.id for doc, _ in refused}
+            scored = [s for s in scored if s.document.id not in bad]
+            for doc, reason in refused:
+                msg = RawMessage(doc.document.to_json(), self.topic)
+                rejected.append(_reject(msg, f"store refused it: {reason}", "store"))
+        return BatchResult(scored=scored, rejected=rejected, written=written)

@@ -4,7 +4,10 @@ At-least-once, with offsets committed only for what is stored: the agent takes b
 `noack_take` (Faust's `take_events` acks a batch in a `finally`, i.e. also when its insert never
 landed) and acks each event only after the batch's insert AND every send were confirmed. An
 abandoned batch (shutdown, fatal error) stays unacked, so Faust never commits past it and a
-restart re-delivers it; the idempotent sink keeps queries duplicate-free. Stopping is
+restart re-delivers it; the idempotent sink keeps queries duplicate-free. Batches are pipelined
+(`worker.pipeline_depth`, default 2): batch N+1 is decoded and classified on one thread while
+batch N is inserted on another and sent; storing, sending and acking stay in batch order, and a
+batch is never acked before its predecessor succeeded. Stopping is
 `streams.lifecycle`; storage faults are `streams.storing`; sends are `streams.publish`.
 """
 
@@ -14,6 +17,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +33,6 @@ from finsentry.streams.processor import (
     ProcessorStats,
     RawMessage,
     SinkProtocol,
-    decode_batch,
 )
 from finsentry.streams.publish import Abandoned, Publisher
 from finsentry.streams.rebalance import coordinator_failure, patch_aiokafka
@@ -65,7 +68,8 @@ BatchHook = Callable[[ProcessorStats, float], None]
 
 def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
               executor: DaemonExecutor, life: Lifecycle,
-              on_batch: BatchHook | None = None) -> tuple[Any, Publisher]:
+              on_batch: BatchHook | None = None,
+              classify_executor: DaemonExecutor | None = None) -> tuple[Any, Publisher]:
     """Create the Faust app with one batching agent; topics must already exist."""
     import faust
 
@@ -73,6 +77,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
 
     k, w = settings.kafka, settings.worker
     install_fetch_backoff(w.empty_fetch_backoff_s)
+    classify_executor = classify_executor or executor
     app = faust.App(
         w.app_id,
         broker=faust_broker_urls(k.bootstrap_servers),
@@ -108,48 +113,75 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
         lambda key, value: dlq.send(key=key, value=value),
         k.raw_topic, k.max_message_bytes, life.abort, settings.clickhouse.retry_max_wait_s)
 
-    async def process(events: list[Any]) -> None:
-        messages = [RawMessage(e.message.value, e.message.topic, e.message.partition,
-                               e.message.offset) for e in events]
-        docs, rejected = decode_batch(messages)
-        started = time.monotonic()
+    async def process(stream: Any, events: list[Any],
+                      previous: asyncio.Task[None] | None) -> None:
+        """One batch: classify (thread 1), then, after the previous batch is done, insert
+        (thread 2), send, and only then ack. Chained on `previous`, so batches are stored,
+        published and acked in order, and a batch whose predecessor failed is never acked."""
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(executor, scorer.score_and_store, docs)
-        elapsed = time.monotonic() - started
-        result.rejected[:0] = rejected
-        await publisher.publish(result)  # confirmed before the events are acked
-        if result.rejected:
-            log.warning("dead-lettered %d of %d messages from %s (first: %s)",
-                        len(result.rejected), len(events), k.raw_topic,
-                        inert(result.rejected[0].reason, 300))
-        stats.add(len(events), result, elapsed)
-        stats.published += len(result.scored)
-        record_batch(scorer.sink, w.run_id, events, result, elapsed, app)  # never raises
-        if on_batch is not None:
-            on_batch(stats, elapsed)
+        try:
+            messages = [RawMessage(e.message.value, e.message.topic, e.message.partition,
+                                   e.message.offset) for e in events]
+            started = time.monotonic()
+            first = await loop.run_in_executor(classify_executor, scorer.decode_and_classify,
+                                               messages)
+            classified = time.monotonic()
+            if previous is not None:
+                await previous  # re-raises the predecessor's failure: then no ack here
+            store_started = time.monotonic()
+            result = await loop.run_in_executor(executor, scorer.store, first.scored,
+                                                first.rejected)
+            elapsed = (classified - started) + (time.monotonic() - store_started)
+            await publisher.publish(result)  # confirmed before the events are acked
+            if result.rejected:
+                log.warning("dead-lettered %d of %d messages from %s (first: %s)",
+                            len(result.rejected), len(events), k.raw_topic,
+                            inert(result.rejected[0].reason, 300))
+            stats.add(len(events), result, elapsed)
+            stats.published += len(result.scored)
+            record_batch(scorer.sink, w.run_id, events, result, elapsed, app)  # never raises
+            if on_batch is not None:
+                on_batch(stats, elapsed)
+            for event in events:
+                await stream.ack(event)
+        finally:
+            life.in_flight -= 1
+
+    async def settle(task: asyncio.Task[None], size: int) -> bool:
+        """Wait for a batch; False when it failed (the agent then stops taking batches)."""
+        try:
+            await task
+            return True
+        except (StoreInterrupted, Abandoned) as exc:
+            life.abandoned += 1
+            log.warning("batch of %d abandoned uncommitted: %s", size, inert(exc, 300))
+        except Exception as exc:  # a bug or an unclassified failure: exit non-zero
+            log.exception("batch from %s failed", k.raw_topic)
+            life.fail(f"batch from {k.raw_topic} failed: {inert(exc, 300)}")
+        return False
 
     @app.agent(raw, name="score")
     async def score(stream: Any) -> None:
+        pending: deque[tuple[asyncio.Task[None], int]] = deque()
+        failed = False
         async for events in stream.noack_take(w.batch_size, within=w.batch_max_wait_s):
             if life.stopping:  # taken but not started: leave it unacked for the next owner
                 life.abandoned += 1
                 break
             stats.begin()
             life.in_flight += 1
-            try:
-                await process(events)
-            except (StoreInterrupted, Abandoned) as exc:
-                life.abandoned += 1
-                log.warning("batch of %d abandoned uncommitted: %s", len(events), inert(exc, 300))
+            previous = pending[-1][0] if pending else None
+            pending.append((asyncio.ensure_future(process(stream, events, previous)), len(events)))
+            # up to pipeline_depth batches in flight: the next one classifies while the
+            # previous one is inserted and sent (depth 1 = one batch at a time)
+            while pending and (len(pending) >= w.pipeline_depth or pending[0][0].done()):
+                if not await settle(*pending.popleft()):
+                    failed = True
+                    break
+            if failed:
                 break
-            except Exception as exc:  # a bug or an unclassified failure: exit non-zero
-                log.exception("batch from %s failed", k.raw_topic)
-                life.fail(f"batch from {k.raw_topic} failed: {inert(exc, 300)}")
-                break
-            finally:
-                life.in_flight -= 1
-            for event in events:
-                await stream.ack(event)
+        while pending:  # drain: in-flight batches finish (or are abandoned) before we return
+            await settle(*pending.popleft())
 
     return app, publisher
 
@@ -190,8 +222,10 @@ def run_worker(settings: Settings, classifier: Classifier, sink: SinkProtocol,
     life = Lifecycle(settings.worker.shutdown_grace_s, abort)
     scorer = BatchScorer(classifier, sink, settings.worker.run_id, settings.kafka.raw_topic,
                          settings.clickhouse.retry_max_wait_s, abort=abort)
-    executor = DaemonExecutor()
-    app, publisher = build_app(settings, scorer, stats, executor, life, on_batch)
+    executor = DaemonExecutor("finsentry-store")
+    classify_executor = DaemonExecutor("finsentry-classify")
+    app, publisher = build_app(settings, scorer, stats, executor, life, on_batch,
+                               classify_executor)
     if on_app is not None:
         on_app(app)
     worker = _worker_class()(app, loglevel=loglevel, quiet=True, override_logging=False)
@@ -222,6 +256,7 @@ def run_worker(settings: Settings, classifier: Classifier, sink: SinkProtocol,
             life.fail(f"Faust worker exited with status {exc.code}")
     finally:
         abort.set()  # any retry still running ends at its next wait
+        classify_executor.shutdown(wait=True, timeout=settings.clickhouse.connect_timeout_s + 5)
         executor.shutdown(wait=True, timeout=settings.clickhouse.connect_timeout_s + 5)
         if not executor.busy:
             abort.clear()  # the store stays usable for the caller
