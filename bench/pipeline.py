@@ -1,6 +1,6 @@
 """End-to-end benchmark (not a test): does the classifier set the pace, or the plumbing?
 
-    .venv/bin/python bench/pipeline.py [--documents 3000] [--workers 1,2]
+    .venv/bin/python bench/pipeline.py [--documents 2000] [--workers 1,2]
                                        [--backends chdb,server] [--smoke]
 
 Measured in one run, on one machine, with one model, batch size and input (the demo's sample
@@ -96,7 +96,8 @@ def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespac
                   "partitions": args.partitions},
         "clickhouse": ch, "models": models,
         "worker": {"app_id": f"bench-{tag}", "run_id": f"bench-{tag}",
-                   "batch_size": args.batch_size, "batch_max_wait_s": args.batch_max_wait},
+                   "batch_size": args.batch_size, "batch_max_wait_s": args.batch_max_wait,
+                   "pipeline_depth": args.pipeline_depth},
     })
 
 
@@ -435,12 +436,13 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--documents", type=int, default=3000, help="documents in the timed burst")
+    ap.add_argument("--documents", type=int, default=2000, help="documents in the timed burst")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     ap.add_argument("--backends", default="chdb,server")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batch-max-wait", type=float, default=1.0)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--pipeline-depth", type=int, default=2, help="worker.pipeline_depth")
     ap.add_argument("--threads", type=int, default=None, help="models.threads (default: torch)")
     ap.add_argument("--paced-seconds", type=float, default=15.0)
     ap.add_argument("--idle-seconds", type=float, default=5.0)
@@ -490,6 +492,7 @@ def main() -> None:
             undo()
     emit("pipeline", tables(results, bare_rate, bare_cpu, what), out_dir=args.results,
          meta={"documents": n, "batch_size": args.batch_size, "model": what,
+               "pipeline_depth": args.pipeline_depth,
                "threads": args.threads, "bare_docs_per_s": bare_rate,
                "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": model_rss,
                "bytes_per_row": next((r.bytes_per_row for r in results if r.bytes_per_row),

@@ -56,7 +56,12 @@ def with_backoff(original: Callable[..., Awaitable[Any]]) -> Callable[..., Await
         if not got_records:
             rest = _STATE["seconds"] - (time.monotonic() - started)
             if rest > 0:
-                await asyncio.sleep(rest)  # cancellable: unassignment cancels the fetch task
+                try:
+                    await asyncio.sleep(rest)
+                except asyncio.CancelledError:
+                    # unassignment or close() cancels fetch tasks and awaits them: like the
+                    # original on cancel, end quietly ("the result is no longer of interest")
+                    return got_records
         return got_records
 
     setattr(proc_fetch_request, _MARK, True)

@@ -60,3 +60,21 @@ def test_install_wraps_aiokafka_once() -> None:
     assert Fetcher._proc_fetch_request is first  # not wrapped twice
     assert fetch_backoff._STATE["seconds"] == 0.02
     fetch_backoff.install(0.05)
+
+
+def test_cancelled_pause_ends_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiokafka's Fetcher.close() cancels its fetch tasks and awaits them: a cancelled pause
+    must end like a cancelled fetch does (return, no CancelledError), or shutdown logs a
+    traceback."""
+    monkeypatch.setitem(fetch_backoff._STATE, "seconds", 5.0)
+
+    async def fetch(self: Any, *args: Any) -> bool:
+        return False
+
+    async def main() -> bool:
+        task = asyncio.ensure_future(fetch_backoff.with_backoff(fetch)(object(), None, 0, None))
+        await asyncio.sleep(0.01)
+        task.cancel()
+        return await task
+
+    assert asyncio.run(main()) is False
