@@ -35,8 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _pipeline_parts import VisibilityPoller, cpu_seconds, peak_rss_mb, run_child
-from _results import PROJECT_ROOT, Table, emit
+from _pipeline_parts import (
+    RunResult,
+    VisibilityPoller,
+    cpu_seconds,
+    peak_rss_mb,
+    percentile,
+    run_child,
+    tables,
+)
+from _results import PROJECT_ROOT, emit
 
 SMOKE_DOCS = 96
 
@@ -51,31 +59,6 @@ class Env:
     broker_pid: int | None = None
     ch_pid: int | None = None
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fs-bench-")))
-
-
-@dataclass
-class RunResult:
-    backend: str
-    workers: int
-    docs_per_s: float | None = None
-    latency_p50: float | None = None
-    latency_p99: float | None = None
-    paced_rate: float | None = None
-    peak_rss_mb: float | None = None
-    rows_per_insert: float | None = None
-    rows_per_insert_paced: float | None = None
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per 1000 docs, by process
-    bytes_per_row: float | None = None  # compressed scored_documents bytes per row (server)
-    idle_cpu_pct: float | None = None  # workers + broker while no input arrives, % of one core
-    load: tuple[float, float] = (0.0, 0.0)
-    note: str = ""
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
 def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespace) -> Any:
@@ -402,38 +385,6 @@ def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
     return env
 
 
-def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
-           what: str) -> list[Table]:
-    thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
-                ["backend", "workers", "docs/s", "ratio to bare", "CPU-s/1000 docs (all)",
-                 "workers", "broker", "ClickHouse", "bench", "load avg"])
-    thr.add("bare predict_batch", "-", bare_rate, 1.0, bare_cpu, bare_cpu, None, None, None,
-            None)
-    for r in results:
-        if r.docs_per_s is None:
-            thr.add(r.backend, r.workers, None, None, None, None, None, None, None, r.note)
-            continue
-        total = sum(v for k, v in r.cpu.items() if k != "bench")
-        thr.add(r.backend, r.workers, r.docs_per_s, r.docs_per_s / bare_rate, total,
-                r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
-                r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
-    thr.notes.append(f"Model: {what}. Ratio target >= 0.9. CPU columns: CPU seconds per "
-                     "1000 documents during the timed burst; 'all' = workers + broker + "
-                     "ClickHouse server (chdb runs inside the worker).")
-    lat = Table("Latency at half capacity, memory, inserts",
-                ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
-                 "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)",
-                 "idle CPU % (workers + broker)"])
-    for r in results:
-        if r.docs_per_s is None:
-            continue
-        lat.add(r.backend, r.workers, r.paced_rate, r.latency_p50, r.latency_p99,
-                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced, r.idle_cpu_pct)
-    lat.notes.append("Targets: p99 <= 2 s, peak RSS <= 1.5 GB; rows/insert = documents per "
-                     "ClickHouse insert (whole batches, never single rows).")
-    return [thr, lat]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--documents", type=int, default=2000, help="documents in the timed burst")
@@ -490,7 +441,8 @@ def main() -> None:
     finally:
         for undo in reversed(stack):
             undo()
-    emit("pipeline", tables(results, bare_rate, bare_cpu, what), out_dir=args.results,
+    emit("pipeline", tables(results, bare_rate, bare_cpu, what, args.pipeline_depth),
+         out_dir=args.results,
          meta={"documents": n, "batch_size": args.batch_size, "model": what,
                "pipeline_depth": args.pipeline_depth,
                "threads": args.threads, "bare_docs_per_s": bare_rate,
