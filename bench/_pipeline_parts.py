@@ -179,22 +179,28 @@ def percentile(values: list[float], q: float) -> float | None:
 def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
            what: str, depth: int) -> list[Table]:
     thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
-                ["backend", "workers", "docs/s", "ratio to bare", "CPU-s/1000 docs (all)",
+                ["backend", "workers", "docs/s", "ratio to bare", "CPU ratio",
+                 "CPU-s/1000 docs (all)",
                  "workers", "broker", "ClickHouse", "bench", "load avg"])
-    thr.add("bare predict_batch", "-", bare_rate, 1.0, bare_cpu, bare_cpu, None, None, None,
-            None)
+    thr.add("bare predict_batch", "-", bare_rate, 1.0, 1.0, bare_cpu, bare_cpu, None, None,
+            None, None)
     for r in results:
         if r.docs_per_s is None:
-            thr.add(r.backend, r.workers, None, None, None, None, None, None, None, r.note)
+            thr.add(r.backend, r.workers, None, None, None, None, None, None, None, None,
+                    r.note)
             continue
         total = sum(v for k, v in r.cpu.items() if k != "bench")
-        thr.add(r.backend, r.workers, r.docs_per_s, r.docs_per_s / bare_rate, total,
+        thr.add(r.backend, r.workers, r.docs_per_s, r.docs_per_s / bare_rate,
+                bare_cpu / total if total else None, total,
                 r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
                 r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
     thr.notes.append(f"Model: {what}; worker.pipeline_depth {depth}. Ratio target >= 0.9. "
                      "CPU columns: CPU seconds per 1000 documents during the timed burst; "
                      "'all' = workers + broker + ClickHouse server (chdb runs inside the "
-                     "worker).")
+                     "worker). CPU ratio = bare CPU-s / all CPU-s per document: the "
+                     "throughput ratio to expect where the pipeline has the cores to itself; "
+                     "'ratio to bare' is wall clock against the mean of two bare runs (before "
+                     "and after), so it moves with the machine's load.")
     lat = Table("Latency at half capacity, memory, inserts",
                 ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
                  "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)",
