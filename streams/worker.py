@@ -95,6 +95,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
         topic_allow_declare=False,
         topic_disable_leader=True,
         producer_acks=-1,
+        producer_linger=0.005,  # a batch's sends go out as a few requests, not one per document
         producer_max_request_size=k.max_message_bytes,
         consumer_max_fetch_size=8 * 1024 * 1024,
         web_enabled=w.web_port is not None,
