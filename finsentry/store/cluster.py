@@ -11,7 +11,10 @@ and `{replica}` macros and ZooKeeper/Keeper configured), `migrate` runs every st
   FINAL and the sink's "already stored?" check stay exact across shards;
 - `CREATE MATERIALIZED VIEW v TO t AS SELECT ... FROM s` is created on every node over the
   local tables (`TO t_local ... FROM s_local`), so each shard rolls up what it stores;
-- `ALTER TABLE t ...` (TTL) applies to `t_local ON CLUSTER c`.
+- `ALTER TABLE t ...` (TTL) applies to `t_local ON CLUSTER c`; `DROP TABLE` drops both tables
+  on every node; `CREATE TABLE x AS y` becomes x's own definition (y's, renamed, so it gets
+  its own replication path); `INSERT ... SELECT` (a backfill) runs once through the
+  Distributed tables.
 
 Readers and writers keep using the plain names (the Distributed tables); the native store
 inserts with `insert_distributed_sync=1` so a batch is on its shard when the insert returns.
@@ -24,6 +27,7 @@ each result parses (chdb `EXPLAIN AST`).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 
 from finsentry.errors import StoreError
 from finsentry.store.base import describe, identifier
@@ -39,6 +43,10 @@ _CREATE_VIEW = re.compile(
     r"^\s*CREATE\s+MATERIALIZED\s+VIEW\s+IF\s+NOT\s+EXISTS\s+(?P<name>\w+)\s+TO\s+"
     r"(?P<target>\w+)\s+AS\s+(?P<select>SELECT\s.*)$", re.S | re.I)
 _ALTER = re.compile(r"^\s*ALTER\s+TABLE\s+(?P<name>\w+)\s+(?P<rest>.*)$", re.S | re.I)
+_CREATE_AS = re.compile(
+    r"^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(?P<name>\w+)\s+AS\s+(?P<source>\w+)\s*$", re.I)
+_DROP = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\s+(?P<name>\w+)\s*$", re.I)
+_INSERT = re.compile(r"^\s*INSERT\s+INTO\s+\w+", re.I)
 _ORDER_BY = re.compile(r"\bORDER\s+BY\s+(?P<key>\([^)]*\)|\w+)", re.I)
 _FROM = re.compile(r"\b(FROM|JOIN)\s+(\w+)", re.I)
 
@@ -47,12 +55,47 @@ def quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def definitions(statements: Iterable[str]) -> dict[str, str]:
+    """Table name -> the CREATE statement that defines it, after `statements` ran in order."""
+    created: dict[str, str] = {}
+    for sql in statements:
+        m = _CREATE_TABLE.match(sql)
+        if m:
+            created[m["name"]] = sql
+        m = _CREATE_AS.match(sql)
+        if m and m["source"] in created:
+            created[m["name"]] = _renamed(created[m["source"]], m["name"])
+        m = _DROP.match(sql)
+        if m:
+            created.pop(m["name"], None)
+    return created
+
+
+def _renamed(create: str, name: str) -> str:
+    return re.sub(r"(EXISTS\s+)\w+", lambda g: g[1] + name, create, count=1)
+
+
 def clustered(statement: str, cluster: str, database: str,
-              replication_path: str = DEFAULT_REPLICATION_PATH) -> list[str]:
-    """The clustered form of one migration statement (one or two statements)."""
+              replication_path: str = DEFAULT_REPLICATION_PATH,
+              created: Mapping[str, str] | None = None) -> list[str]:
+    """The clustered form of one migration statement; `created` (see `definitions`) resolves
+    `CREATE TABLE x AS y`, which must not copy y's replication path."""
     identifier(cluster, "cluster name")
     identifier(database, "database name")
     on = f"ON CLUSTER {cluster}"
+    if _INSERT.match(statement):
+        return [statement]  # runs once, through the Distributed tables (rows go to their shards)
+    m = _DROP.match(statement)
+    if m:
+        return [f"DROP TABLE IF EXISTS {m['name']} {on}",
+                f"DROP TABLE IF EXISTS {m['name']}{LOCAL_SUFFIX} {on}"]
+    m = _CREATE_AS.match(statement)
+    if m:
+        source = (created or {}).get(m["source"])
+        if source is None:
+            raise StoreError(f"clustered layout: no definition of {m['source']} for "
+                             f"{describe(statement)}")
+        return clustered(_renamed(source, m["name"]), cluster, database, replication_path)
     m = _CREATE_TABLE.match(statement)
     if m:
         name, local = m["name"], m["name"] + LOCAL_SUFFIX

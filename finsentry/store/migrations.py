@@ -306,15 +306,20 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-def statements_for(store: Store, statements: tuple[str, ...]) -> list[str]:
-    """The statements as written, or their clustered form when `clickhouse.cluster` is set."""
+def statements_for(store: Store, statements: tuple[str, ...],
+                   earlier: tuple[str, ...] = ()) -> list[str]:
+    """The statements as written, or their clustered form when `clickhouse.cluster` is set
+    (`earlier`: every statement of the migrations before, for `CREATE TABLE x AS y`)."""
     cluster = store.settings.cluster
     if not cluster:
         return list(statements)
-    from finsentry.store.cluster import clustered
+    from finsentry.store.cluster import clustered, definitions
 
-    return [out for sql in statements
-            for out in clustered(sql, cluster, store.database, store.settings.replication_path)]
+    out: list[str] = []
+    for i, sql in enumerate(statements):
+        created = definitions(earlier + statements[:i])
+        out += clustered(sql, cluster, store.database, store.settings.replication_path, created)
+    return out
 
 
 def applied_versions(store: Store) -> dict[int, str]:
@@ -343,7 +348,9 @@ def migrate(store: Store, migrations: tuple[Migration, ...] = MIGRATIONS) -> Mig
                      store.server_version)
             result.skipped.append(migration)
             continue
-        for statement in statements_for(store, migration.statements):
+        earlier = tuple(sql for m in migrations if m.version < migration.version
+                        for sql in m.statements)
+        for statement in statements_for(store, migration.statements, earlier):
             store.execute(statement)
         store.insert("schema_migrations", [{
             "version": migration.version, "name": migration.name,

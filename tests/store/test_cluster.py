@@ -13,31 +13,39 @@ import pytest
 
 from finsentry.config import ClickHouseSettings
 from finsentry.errors import ConfigError, StoreError
-from finsentry.store.cluster import clustered, create_database
+from finsentry.store.cluster import clustered, create_database, definitions
 from finsentry.store.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL, migrate
 
 STATEMENTS = [SCHEMA_MIGRATIONS_DDL] + [s for m in MIGRATIONS for s in m.statements]
 TABLES = {re.search(r"EXISTS\s+(\w+)", s)[1] for s in STATEMENTS  # type: ignore[index]
           if re.match(r"\s*CREATE\s+TABLE", s)}
+VIEWS = {re.search(r"EXISTS\s+(\w+)", s)[1] for s in STATEMENTS  # type: ignore[index]
+         if re.match(r"\s*CREATE\s+MATERIALIZED", s)}
 
 
-def _kind(sql: str) -> str:
-    return " ".join(sql.split()[:3]).upper()
+def _clustered(i: int) -> list[str]:
+    return clustered(STATEMENTS[i], "fin_cluster", "finsentry",
+                     created=definitions(STATEMENTS[:i]))
 
 
-@pytest.mark.parametrize("statement", STATEMENTS, ids=lambda s: " ".join(s.split()[:6]))
-def test_every_statement_has_a_clustered_form_that_parses(statement: str) -> None:
-    out = clustered(statement, "fin_cluster", "finsentry")
-    assert out and all("ON CLUSTER fin_cluster" in sql for sql in out)
+@pytest.mark.parametrize("i", range(len(STATEMENTS)),
+                         ids=[" ".join(s.split()[:6]) for s in STATEMENTS])
+def test_every_statement_has_a_clustered_form_that_parses(i: int) -> None:
+    statement = STATEMENTS[i]
+    out = _clustered(i)
+    assert out
     for sql in out:
         chdb.query("EXPLAIN AST " + sql, "CSV")  # raises on a syntax error
+        if sql.lstrip().upper().startswith("INSERT"):
+            continue
+        assert "ON CLUSTER fin_cluster" in sql
         # every table named in the output is a local table or a Distributed front of one
         names = re.findall(r"\b(?:FROM|TO|EXISTS|ALTER TABLE)\s+(\w+)", sql)
         names += re.findall(r"ON CLUSTER \w+ AS (\w+)", sql)
         for name in names:
-            assert name.removesuffix("_local") in TABLES | {"sentiment_minute_mv"}, name
-    kind = _kind(statement)
-    if kind == "CREATE TABLE IF":
+            assert name.removesuffix("_local") in TABLES | VIEWS, name
+    head = " ".join(statement.split()[:2]).upper()
+    if re.match(r"\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+\w+\s*\(", statement):
         local, front = out
         assert re.search(r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/\{shard\}/"
                          r"finsentry/\w+_local', '\{replica\}'", local)
@@ -49,10 +57,19 @@ def test_every_statement_has_a_clustered_form_that_parses(statement: str) -> Non
             assert clause.strip() in local
     elif "MATERIALIZED VIEW" in statement:
         (view,) = out
-        assert "TO sentiment_minute_local" in view and "FROM scored_documents_local" in view
-    else:
+        assert re.search(r"TO \w+_local AS", view) and re.search(r"FROM \w+_local", view)
+    elif head == "ALTER TABLE":
         (alter,) = out
         assert alter.startswith("ALTER TABLE scored_documents_local ON CLUSTER fin_cluster")
+    elif head == "INSERT INTO":
+        assert out == [statement]  # once, through the Distributed tables
+    elif head == "DROP TABLE":
+        assert len(out) == 2 and out[1].startswith("DROP TABLE IF EXISTS ") \
+            and "_local ON CLUSTER" in out[1]
+    else:  # CREATE TABLE x AS y: y's definition under x's name, its own replication path
+        local, _front = out
+        name = statement.split()[5]
+        assert f"/finsentry/{name}_local'" in local and f"{name}_local ON CLUSTER" in local
 
 
 def test_documents_shard_by_their_idempotency_key() -> None:
@@ -111,10 +128,12 @@ def test_migrate_runs_the_clustered_form() -> None:
     store = RecordingStore(settings)
     result = migrate(store)  # type: ignore[arg-type]
     assert [m.version for m in result.applied] == [m.version for m in MIGRATIONS]
-    expected = [sql for s in STATEMENTS for sql in clustered(s, "fin", "finsentry")]
+    expected = [sql for i in range(len(STATEMENTS))
+                for sql in clustered(STATEMENTS[i], "fin", "finsentry",
+                                     created=definitions(STATEMENTS[:i]))]
     assert store.executed[:2] == expected[:2]  # bookkeeping table first
-    assert sorted(set(store.executed)) == sorted(set(expected))
-    assert all("ON CLUSTER fin" in sql for sql in store.executed)
+    assert store.executed == expected
+    assert all("ON CLUSTER fin" in sql for sql in store.executed if not sql.startswith("INSERT"))
     # checksums are those of the statements as written: a cluster does not "change" a migration
     checks = {rows[0]["version"]: rows[0]["checksum"] for _, rows in store.inserted}
     assert checks == {m.version: m.checksum for m in MIGRATIONS}
