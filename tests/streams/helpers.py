@@ -109,9 +109,63 @@ def write_config(settings: Settings, path: Path) -> Path:
     data = settings.model_dump(mode="json")
     data["clickhouse"]["password"] = settings.clickhouse.password.get_secret_value()
     data["alerts"]["smtp_password"] = settings.alerts.smtp_password.get_secret_value()
-    clean = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in data.items()}
-    path.write_bytes(tomli_w.dumps(clean).encode())
+    path.write_bytes(tomli_w.dumps(_no_none(data)).encode())
     return path
+
+
+def _no_none(value: Any) -> Any:
+    """TOML has no null: unset settings are left out (nested ones too, e.g. in sources)."""
+    if isinstance(value, dict):
+        return {k: _no_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_none(v) for v in value]
+    return value
+
+
+def feed_items(n: int) -> bytes:
+    """An RSS 2.0 feed with items 0..n-1 (newest first), as a wire service would publish."""
+    start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    items = []
+    for i in reversed(range(n)):
+        t = TICKERS[i % len(TICKERS)]
+        title = PHRASES[i % len(PHRASES)].format(t=t)
+        when = (start + timedelta(seconds=11 * i)).strftime("%a, %d %b %Y %H:%M:%S +0000")
+        items.append(
+            f"<item><title>{title} (wire {i})</title>"
+            f"<link>https://wire.example.com/story/{i}</link>"
+            f"<guid isPermaLink=\"false\">wire-{i}</guid><pubDate>{when}</pubDate>"
+            f"<description>Reporters covering {t} said on the record that story number {i} "
+            f"of this wire moved the shares in early trading.</description></item>")
+    return ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            "<title>Test wire</title><link>https://wire.example.com/</link>"
+            "<description>generated</description>" + "".join(items) +
+            "</channel></rss>").encode()
+
+
+def with_crawler(settings: Settings, feed_url: str, state_dir: Path) -> Settings:
+    """The settings plus one RSS source polled every second on 127.0.0.1, quick to retry."""
+    from finsentry.config import IngestSettings
+
+    ingest = IngestSettings.model_validate({
+        "state_dir": state_dir, "allow_networks": ["127.0.0.1/32"],
+        "host_min_interval_s": 0.0, "backoff_base_s": 0.01, "backoff_max_s": 0.05,
+        "send_timeout_s": 2.0, "flush_interval_s": 1.0,
+        "user_agent": "finsentry-tests/0.1 (ops@example.com)",
+        "sources": [{"kind": "rss", "name": "wire", "url": feed_url, "interval_s": 1.0,
+                     "jitter_s": 0.0}],
+    })
+    return settings.model_copy(update={"ingest": ingest})
+
+
+def start_crawler(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """`finsentry ingest run` as its own process (the crawler a deployment runs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
+    out = log.open("ab") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "finsentry", "--config", str(config), "ingest", "run",
+         "--log-level", "WARNING", *args],
+        stdout=out, stderr=subprocess.STDOUT, env=env,
+    )
 
 
 def start_worker(config: Path, *args: str, log: Path | None = None) -> subprocess.Popen[bytes]:

@@ -10,7 +10,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +18,18 @@ import pytest
 from finsentry.config import ClickHouseSettings, KafkaSettings, Settings
 from finsentry.store import open_store
 from tests.fixtures.clickhouse import ClickHouseServer, ch_settings, free_port_pair
+from tests.ingest.conftest import FixtureServer, Route
 from tests.streams.helpers import (
     consume_all,
+    feed_items,
     health_status,
     health_url,
     make_documents,
     prepare_pipeline,
     produce,
+    start_crawler,
     start_worker,
+    with_crawler,
     write_config,
 )
 from tests.streams.test_pipeline import _stored, committed_offsets
@@ -244,3 +248,108 @@ def test_broker_restart_worker_reconnects(store_settings: ClickHouseSettings,
              lost=600 - _n(got, "ids"), duplicated=_n(got, "n") - _n(got, "ids"),
              dead_lettered=0, drained_after_restart_s=round(recovered, 1))
     assert got["n"] == 600 and got["ids"] == 600, got
+
+
+def _crawler_state(state_dir: Path) -> dict[str, int]:
+    """What `finsentry ingest run` last wrote to its metrics.json: admitted and buffered."""
+    try:
+        snap = json.loads((state_dir / "metrics.json").read_text())
+    except (OSError, ValueError):  # not written yet, or replaced right now
+        return {"new": 0, "buffered": -1}
+    return {"new": sum(int(s["new"]) for s in snap["sources"]), "buffered": int(snap["buffered"])}
+
+
+def _raw_end(settings: Settings) -> int:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    try:
+        tps = [TopicPartition(settings.kafka.raw_topic, p)
+               for p in range(settings.kafka.partitions)]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("store_settings", ["chdb"], indirect=True)
+def test_broker_restart_crawler_buffers_worker_reconnects(
+        store_settings: ClickHouseSettings, tmp_path: Path) -> None:
+    """A real crawler (`finsentry ingest run`) and worker run while the broker is down 15 s.
+
+    The feed gains 100 items before, 150 during and 50 after the outage: the crawler keeps the
+    150 in its disk buffer, sends them once the broker is back, and all 300 are stored once."""
+    from finsentry.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(tmp_path / "kafka").start()
+    feed = FixtureServer()
+    route = feed.add("/wire.rss", Route(content_type="application/rss+xml"))
+    crawler = worker = None
+    running: list[tuple[subprocess.Popen[bytes], Path]] = []
+    state_dir = tmp_path / "ingest"
+    wlog, clog = tmp_path / "worker.log", tmp_path / "ingest.log"
+
+    def publish(n: int) -> None:
+        route.body = feed_items(n)
+
+    def wait(what: str, ok: Callable[[], bool], timeout: float = 120) -> float:
+        start = time.monotonic()
+        while not ok():
+            for proc, log in running:
+                assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() - start < timeout, f"{what}: {_crawler_state(state_dir)}"
+            time.sleep(0.2)
+        return time.monotonic() - start
+
+    try:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, raw_topic="crawl.raw",
+                              scored_topic="crawl.scored", dead_letter_topic="crawl.dlq")
+        settings = prepare_pipeline(kafka, store_settings, batch_size=32)
+        config = write_config(settings, tmp_path / "finsentry.toml")
+        publish(100)
+        worker = start_worker(config, "--max-seconds", "400", log=wlog)
+        crawl_config = write_config(with_crawler(settings, feed.url("/wire.rss"), state_dir),
+                                    tmp_path / "ingest.toml")
+        crawler = start_crawler(crawl_config, log=clog)
+        running += [(worker, wlog), (crawler, clog)]
+        wait("first 100 sent", lambda: _crawler_state(state_dir) == {"new": 100, "buffered": 0})
+        wait("worker storing", lambda: committed_offsets(settings) >= 64, 300)
+
+        broker.stop()
+        down_at = time.monotonic()
+        for n in range(110, 251, 10):  # new items appear while the broker is down
+            publish(n)
+            time.sleep(0.5)
+        wait("outage items crawled", lambda: _crawler_state(state_dir)["new"] == 250, 60)
+        buffered = _crawler_state(state_dir)["buffered"]
+        assert buffered >= 150, _crawler_state(state_dir)
+        time.sleep(max(0.0, 15 - (time.monotonic() - down_at)))
+
+        broker.start()
+        back = time.monotonic()
+        publish(300)
+        drained = wait("buffer drained", lambda: _crawler_state(state_dir) == {
+            "new": 300, "buffered": 0})
+        running.pop()
+        crawler.send_signal(signal.SIGTERM)
+        assert _wait_rc(crawler, clog, 60) == 0, clog.read_text()[-3000:]
+        raw = _raw_end(settings)
+        wait("worker caught up", lambda: committed_offsets(settings) >= raw, 300)
+        recovered = time.monotonic() - back
+        worker.send_signal(signal.SIGTERM)
+        assert _wait_rc(worker, wlog, 60) == 0, wlog.read_text()[-3000:]
+        messages = consume_all(settings.kafka, settings.kafka.raw_topic, raw)
+    finally:
+        for proc in (crawler, worker):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        feed.close()
+        broker.stop()
+    got = _stored(settings)
+    raw_ids = {m["id"] for m in messages}
+    _figures("broker-restart-with-crawler[chdb]", lost=300 - _n(got, "ids"),
+             duplicated=_n(got, "n") - _n(got, "ids"), dead_lettered=0,
+             buffered_during_outage=buffered, raw_messages=len(messages),
+             raw_distinct=len(raw_ids), crawler_drained_s=round(drained, 1),
+             all_stored_after_restart_s=round(recovered, 1))
+    assert len(raw_ids) == 300, "the crawler lost or never sent documents"
+    assert got["n"] == 300 and got["ids"] == 300, got
