@@ -67,6 +67,9 @@ def evaluate_demo(store: Store, settings: Settings, run_id: str, start: datetime
             "<img ", f'<img src="data:image/png;base64,{data}" ', 1)
     (out_dir / f"alert-{run_id}.html").write_text(html, encoding="utf-8")
     subject = inert(str(msg["Subject"]))
+    # The demo's run is its own: its alerts are stored so the report's alert panels show them.
+    store.insert("alerts", [alert_row(run_id, e, subject if e is event else "", False)
+                            for e, _ in fired])
     if len(fired) != 1 or not hits:
         others = ", ".join(inert(f"{e.rule} {e.group_key} {e.event_time:%H:%M}")
                            for e, _ in fired)

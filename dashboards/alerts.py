@@ -1,7 +1,8 @@
 """Alerts: firing now, the alert table (rule, key, fired, resolved, notified, silenced), alerts
 per rule over time, the mood they fired against (with alert annotations) and engine cycles.
 
-Reads `alerts FINAL` (small: one row per alert version) and `alert_cycles`.
+Reads `alerts FINAL` (small: one row per alert version; times are event time, the minute the
+rule fired at, so a backtest run reads like live) and `alert_cycles`.
 """
 
 from __future__ import annotations
@@ -30,20 +31,20 @@ FIRING = Panel(
 
 TABLE = Panel(
     "Alerts", "table",
-    "SELECT\n    fired_at,\n    rule,\n    group_key AS key,\n    state,\n"
+    "SELECT\n    event_time AS fired,\n    rule,\n    group_key AS key,\n    state,\n"
     "    if(resolved_at > toDateTime(0), formatDateTime(resolved_at, '%Y-%m-%d %H:%M:%S'), '')"
     " AS resolved,\n    notified,\n    silenced,\n    value,\n    threshold,\n    message\n"
-    f"FROM alerts FINAL\nWHERE {_ALERT_FILTER}\n    AND $__timeFilter(fired_at)\n"
-    "ORDER BY fired_at DESC, alert_id\nLIMIT 200",
-    (("fired_at", "time"), ("rule", "string"), ("key", "string"), ("state", "string"),
+    f"FROM alerts FINAL\nWHERE {_ALERT_FILTER}\n    AND $__timeFilter(event_time)\n"
+    "ORDER BY event_time DESC, alert_id\nLIMIT 200",
+    (("fired", "time"), ("rule", "string"), ("key", "string"), ("state", "string"),
      ("resolved", "string"), ("notified", "number"), ("silenced", "number"),
      ("value", "number"), ("threshold", "number"), ("message", "string")),
     width=18, height=10, description="Every alert fired in the range, newest first.")
 
 PER_RULE = Panel(
     "Alerts per rule", "timeseries",
-    "SELECT\n    $__timeInterval(fired_at) AS time,\n    rule,\n    count() AS alerts\n"
-    f"FROM alerts FINAL\nWHERE {_ALERT_FILTER}\n    AND $__timeFilter(fired_at)\n"
+    "SELECT\n    $__timeInterval(event_time) AS time,\n    rule,\n    count() AS alerts\n"
+    f"FROM alerts FINAL\nWHERE {_ALERT_FILTER}\n    AND $__timeFilter(event_time)\n"
     "GROUP BY time, rule\nORDER BY time, rule",
     (("time", "time"), ("rule", "string"), ("alerts", "number")),
     width=12, stack=True, description="Alerts fired per interval, by rule.")

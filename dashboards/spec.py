@@ -149,10 +149,10 @@ def standard_variables(*, single_ticker: bool = False) -> tuple[Variable, ...]:
 
 ALERT_ANNOTATION = Annotation(
     "Alerts",
-    "SELECT\n    fired_at AS time,\n"
-    "    if(resolved_at > toDateTime(0), resolved_at, fired_at) AS timeEnd,\n"
+    "SELECT\n    event_time AS time,\n"
+    "    if(resolved_at > toDateTime(0), resolved_at, event_time) AS timeEnd,\n"
     "    concat(rule, ' ', group_key, ': ', message) AS text,\n    rule AS tags\n"
-    "FROM alerts FINAL\nWHERE run_id = ${run_id:sqlstring}\n    AND $__timeFilter(fired_at)\n"
+    "FROM alerts FINAL\nWHERE run_id = ${run_id:sqlstring}\n    AND $__timeFilter(event_time)\n"
     "    AND " + cond("topic", "topic") + "\n    AND " + cond("ticker", "ticker") + "\n"
     "ORDER BY time",
 )

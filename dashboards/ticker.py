@@ -68,10 +68,11 @@ TOPIC_MIX = Panel(
 
 ALERTS = Panel(
     "Its alerts", "table",
-    "SELECT\n    fired_at,\n    rule,\n    state,\n    value,\n    threshold,\n    message\n"
+    "SELECT\n    event_time AS fired,\n    rule,\n    state,\n    value,\n    threshold,\n"
+    "    message\n"
     "FROM alerts FINAL\nWHERE run_id = ${run_id:sqlstring}\n    AND ticker = ${ticker:sqlstring}\n"
-    "    AND $__timeFilter(fired_at)\nORDER BY fired_at DESC, alert_id\nLIMIT 50",
-    (("fired_at", "time"), ("rule", "string"), ("state", "string"), ("value", "number"),
+    "    AND $__timeFilter(event_time)\nORDER BY event_time DESC, alert_id\nLIMIT 50",
+    (("fired", "time"), ("rule", "string"), ("state", "string"), ("value", "number"),
      ("threshold", "number"), ("message", "string")),
     width=16, height=8, description="Alerts raised for the ticker in the range.")
 

@@ -20,23 +20,6 @@ START, END = NOW - timedelta(hours=6), NOW + timedelta(minutes=1)
 TOPICS = ("earnings", "legal", "macro")
 TICKERS = ("AAPL", "MSFT", "O'NEIL", "0700.HK")
 SOURCES = ("rss-a", "rss-b", "sina")
-ALERTS_DDL = """
-CREATE TABLE IF NOT EXISTS alerts (
-    run_id String, alert_id String, rule String, group_key String, ticker String,
-    topic String, source String, language String, state String,
-    event_time DateTime('UTC'), fired_at DateTime('UTC'), resolved_at DateTime('UTC'),
-    value Float64, baseline Float64, threshold Float64, p_value Float64, doc_count UInt64,
-    message String, notified UInt8, silenced UInt8, version UInt64
-) ENGINE = ReplacingMergeTree(version) ORDER BY (run_id, alert_id)
-"""
-ALERT_CYCLES_DDL = """
-CREATE TABLE IF NOT EXISTS alert_cycles (
-    run_id String, cycle_at DateTime('UTC'), rule String, keys UInt32, fired UInt32,
-    resolved UInt32, notified UInt32, failed UInt32, seconds Float32, service_id String
-) ENGINE = MergeTree ORDER BY (run_id, cycle_at)
-"""
-
-
 def scored(i: int, *, minutes_ago: int, tickers: list[str], sentiment: str, topic: str,
            source: str, language: str, run_id: str = "live", novelty: float = 1.0,
            duplicate_of: str | None = None) -> ScoredDocument:
@@ -75,21 +58,10 @@ def documents(n: int = 240, seed: int = 11) -> list[ScoredDocument]:
     return docs
 
 
-def ensure_alert_tables(store: Store) -> None:
-    columns = {r["name"] for r in store.query(
-        "SELECT name FROM system.columns WHERE database = %(db)s AND table = 'alerts'",
-        {"db": store.database})}
-    if columns and "state" not in columns:
-        store.execute("DROP TABLE alerts")
-    store.execute(ALERTS_DDL)
-    store.execute(ALERT_CYCLES_DDL)
-
-
 def fill(store: Store) -> list[ScoredDocument]:
     """Everything every dashboard reads, for run 'live' (and a little for 'replay-1')."""
     docs = documents()
     assert ScoredSink(store).write(docs) == len(docs)
-    ensure_alert_tables(store)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     store.insert("alerts", [
         {"run_id": "live", "alert_id": f"a{i}", "rule": rule, "group_key": key, "ticker": ticker,
