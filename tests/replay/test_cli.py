@@ -17,9 +17,9 @@ from tests.replay.test_runs import _env
 HERE = Path(__file__).parent
 
 
+# Server only: the embedded engine's data path is held open by the test's own store.
+@pytest.mark.parametrize("store_settings", ["server"], indirect=True)
 def test_replay_then_backtest_cli(store: Store, tmp_path: Path) -> None:
-    if store.settings.host is None:
-        pytest.skip("the test already holds the embedded data path open")
     ScoredSink(store).write(scored_stream(300, minutes=120))
     env = _env(store.settings) | {"FINSENTRY_REPLAY__PUBLISH": "false"}
     runner = CliRunner()

@@ -53,9 +53,9 @@ def test_list_and_drop(store: Store) -> None:
     assert "old-model" not in {r.run_id for r in list_runs(store)}
 
 
+# Server only: the embedded engine's data path is held open by the test's own store.
+@pytest.mark.parametrize("store_settings", ["server"], indirect=True)
 def test_cli_runs(store: Store) -> None:
-    if store.settings.host is None:
-        pytest.skip("the test already holds the embedded data path open; the CLI opens its own")
     ScoredSink(store).write(scored_stream(12, run_id="r-cli") + scored_stream(5))
     runner = CliRunner()
     env = _env(store.settings)
