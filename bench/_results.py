@@ -161,3 +161,29 @@ def load(path: Path) -> tuple[dict[str, Any], list[Table]]:
     """A results file back as (record, tables)."""
     record = json.loads(path.read_text(encoding="utf-8"))
     return record, [Table.from_dict(t) for t in record.get("tables", [])]
+
+
+def tables_from_text(text: str, title: str) -> list[Table]:
+    """Tables from a script's printed report: each Markdown table becomes a Table titled by the
+    line above it; the other lines are kept in a "notes" table (figures printed as prose)."""
+    tables: list[Table] = []
+    notes: list[list[Any]] = []
+    block: list[str] = []
+    for line in [*text.splitlines(), ""]:
+        if line.strip().startswith("|"):
+            block.append(line)
+            continue
+        if block:
+            tables.append(Table.from_markdown(title, block))
+            block = []
+        if line.strip():
+            title = line.strip().lstrip("#").strip()
+            notes.append([title])
+    return [*tables, Table("notes", ["note"], notes)] if notes else tables
+
+
+def emit_report(name: str, report: str, *, out_dir: Path | None,
+                meta: dict[str, Any] | None = None) -> Path:
+    """Print a script's own report unchanged and record it as tables in <name>.json."""
+    print(report, end="" if report.endswith("\n") else "\n")
+    return emit(name, tables_from_text(report, name), meta=meta, out_dir=out_dir, quiet=True)

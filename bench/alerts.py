@@ -21,6 +21,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import tempfile
 import time
@@ -29,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from _results import emit_report
 
 from finsentry.alerts.base import KeyData
 from finsentry.alerts.evaluate import Fetched, build_rule, evaluate_fetched, evaluate_range
@@ -201,11 +204,19 @@ def main() -> None:
     ap.add_argument("--speed-keys", type=int, default=500)
     ap.add_argument("--speed-days", type=int, default=30)
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--results", type=Path, default=None, help="results folder")
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes: the script runs")
     args = ap.parse_args()
-    quality(args.keys, args.days, args.seed)
-    if not args.skip_speed:
-        speed(args.speed_keys, args.speed_days)
-
+    if args.smoke:
+        args.keys, args.days, args.speed_keys, args.speed_days = 6, 2, 20, 2
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        quality(args.keys, args.days, args.seed)
+        if not args.skip_speed:
+            speed(args.speed_keys, args.speed_days)
+    emit_report("alerts", out.getvalue(), out_dir=args.results,
+                meta={"keys": args.keys, "days": args.days, "speed_keys": args.speed_keys,
+                      "speed_days": args.speed_days})
 
 if __name__ == "__main__":
     main()

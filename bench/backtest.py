@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _results import emit_report
+
 from finsentry.config import ClickHouseSettings, Settings
 from finsentry.records import Document, ScoredDocument, SentimentProbs, TickerMention
 from finsentry.replay.backtest import evaluate_side
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     parser.add_argument("--replay-docs", type=int, default=20_000)
     parser.add_argument("--smoke", action="store_true", help="Tiny sizes: the script runs")
+    parser.add_argument("--results", type=Path, default=None, help="results folder")
     args = parser.parse_args(argv)
     if args.smoke:
         args.keys, args.days, args.replay_docs = 5, 1, 300
@@ -142,13 +145,14 @@ def main(argv: list[str] | None = None) -> None:
             migrate(store)
             began = time.perf_counter()
             rows = fill(store, args.keys, args.days, args.rate)
-            print(f"generated {rows:,} rollup rows for {args.keys} keys x {args.days} days "
-                  f"in {time.perf_counter() - began:.1f} s\n")
-            print("\n".join(bench_backtest(store, args.keys, args.days, args.rules)))
-            print()
-            print("\n".join(bench_replay(store, args.replay_docs)))
+            report = [f"generated {rows:,} rollup rows for {args.keys} keys x {args.days} days "
+                      f"in {time.perf_counter() - began:.1f} s", "",
+                      *bench_backtest(store, args.keys, args.days, args.rules), "",
+                      *bench_replay(store, args.replay_docs)]
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    emit_report("backtest", "\n".join(report) + "\n", out_dir=args.results,
+                meta={"keys": args.keys, "days": args.days, "replay_docs": args.replay_docs})
 
 
 if __name__ == "__main__":

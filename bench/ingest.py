@@ -1,6 +1,6 @@
 """Benchmark of the crawler's CPU path (not a test): normalise + dedup + novelty, documents/s.
 
-    python bench/ingest.py [--docs 60000] [--windows 2,24] [--out bench/results/ingest.json]
+    python bench/ingest.py [--docs 60000] [--windows 2,24] [--results DIR] [--out FILE]
     python bench/ingest.py --smoke          # 2,000 documents, for the smoke test
 
 A generated corpus (English and Chinese stories with tickers, HTML and plain bodies, short
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from _results import emit_report
+
 from finsentry.config import IngestSettings
 from finsentry.ingest.base import Item, SourceSpec
 from finsentry.ingest.dedup import NoveltyIndex, shared_lines
@@ -31,7 +33,6 @@ from finsentry.ingest.normalise import TickerLinker, load_aliases, normalise
 from finsentry.ingest.state import StateStore
 from finsentry.records import Document
 
-RESULTS = Path(__file__).parent / "results" / "ingest.json"
 SPAN_H = 120.0  # the corpus covers five days
 BATCH = 250  # documents per simulated crawl run (one transaction each, as the crawler does)
 
@@ -154,8 +155,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--docs", type=int, default=60_000)
     ap.add_argument("--windows", default="2,24", help="two dedup windows in hours")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="also write the raw figures here")
     ap.add_argument("--smoke", action="store_true", help="2,000 documents (for tests)")
+    ap.add_argument("--results", type=Path, default=None, help="results folder (tables)")
     args = ap.parse_args(argv)
     n = 2_000 if args.smoke else args.docs
     windows = [float(w) for w in args.windows.split(",")]
@@ -176,20 +178,22 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "dedup_cost_ratio_large_vs_small": rows[-1]["us_per_doc_cpu"] / rows[0]["us_per_doc_cpu"],
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    print(f"{n} documents; normalise: {n / norm_cpu:,.0f} docs per CPU-s "
-          f"({norm_cpu / n * 1e6:,.0f} us/doc)\n")
-    print("| window | signatures held (peak) | dedup+novelty us/doc (CPU) | "
-          "pipeline docs per CPU-s | pipeline us/doc | new / near-dup / dup |")
-    print("|---:|---:|---:|---:|---:|---|")
+    lines = [f"{n} documents; normalise: {n / norm_cpu:,.0f} docs per CPU-s "
+             f"({norm_cpu / n * 1e6:,.0f} us/doc)", "",
+             "| window | signatures held (peak) | dedup+novelty us/doc (CPU) | "
+             "pipeline docs per CPU-s | pipeline us/doc | new / near-dup / dup |",
+             "|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        print(f"| {r['window_h']:g} h | {r['signatures_held_peak']:,} | "
-              f"{r['us_per_doc_cpu']:,.0f} | {r['pipeline_docs_per_cpu_s']:,.0f} | "
-              f"{r['pipeline_us_per_doc_cpu']:,.0f} | {r['verdict_new']} / "
-              f"{r['verdict_near_duplicate']} / {r['verdict_duplicate']} |")
-    print(f"\ndedup cost per document, large window / small window: "
-          f"{result['dedup_cost_ratio_large_vs_small']:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        lines.append(f"| {r['window_h']:g} h | {r['signatures_held_peak']:,} | "
+                     f"{r['us_per_doc_cpu']:,.0f} | {r['pipeline_docs_per_cpu_s']:,.0f} | "
+                     f"{r['pipeline_us_per_doc_cpu']:,.0f} | {r['verdict_new']} / "
+                     f"{r['verdict_near_duplicate']} / {r['verdict_duplicate']} |")
+    lines += ["", "dedup cost per document, large window / small window: "
+              f"{result['dedup_cost_ratio_large_vs_small']:.2f}"]
+    emit_report("ingest", "\n".join(lines) + "\n", out_dir=args.results, meta=result)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
 

@@ -17,9 +17,11 @@ def test_ingest_bench_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_ingest", module)  # dataclasses look it up
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # bench/_results.py, as when run as a script
     spec.loader.exec_module(module)
     out = tmp_path / "ingest.json"
-    module.main(["--smoke", "--out", str(out)])
+    module.main(["--smoke", "--out", str(out), "--results", str(tmp_path / "results")])
+    assert (tmp_path / "results" / "ingest.json").is_file()
     result = json.loads(out.read_text(encoding="utf-8"))
     assert result["documents"] == 2000
     small, large = result["windows"]
