@@ -31,6 +31,18 @@ class LoopConfig:
     select: str = "dev_macro_f1"  # dev score that picks the best weights
 
 
+def prepare_run(threads: int | None, seed: int) -> str:
+    """Threads and seeds of a training run, and its device (the same for every trainer)."""
+    import torch
+
+    from finsentry.models.runtime import seed_everything
+
+    if threads:
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def fresh_state() -> dict[str, Any]:
     return {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -1.0, "best_step": 0,
             "bad_evals": 0, "history": [], "done": False, "seconds": 0.0}

@@ -20,8 +20,8 @@ import numpy as np
 from finsentry.errors import ModelError
 from finsentry.models import data as D
 from finsentry.models.bases import resolve_base
-from finsentry.models.loop import LoopConfig, ResumableLoop
-from finsentry.models.runtime import batched_logits, seed_everything, softmax
+from finsentry.models.loop import LoopConfig, ResumableLoop, prepare_run
+from finsentry.models.runtime import batched_logits, softmax
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = prepare_run(cfg.threads, cfg.seed)
     out = Path(cfg.out)
     state_dir = out / "_state"
     state_dir.mkdir(parents=True, exist_ok=True)

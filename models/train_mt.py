@@ -28,8 +28,8 @@ import numpy as np
 from finsentry.errors import ModelError
 from finsentry.models import data as D
 from finsentry.models.bases import resolve_base
-from finsentry.models.loop import LoopConfig, ResumableLoop
-from finsentry.models.runtime import batched_logits, seed_everything, softmax
+from finsentry.models.loop import LoopConfig, ResumableLoop, prepare_run
+from finsentry.models.runtime import batched_logits, softmax
 from finsentry.models.train import _batches, _split_dev, _subsample, distill_loss
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,7 @@ def train_mt(cfg: MTConfig) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, f1_score
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = prepare_run(cfg.threads, cfg.seed)
     out = Path(cfg.out)
     state_dir = out / "_state"
     base_dir = resolve_base(cfg.base, cfg.base_cache)

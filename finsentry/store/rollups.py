@@ -47,13 +47,12 @@ class Rollup:
     """A per-minute SummingMergeTree rollup of scored_documents.
 
     `dims` and `measures` are (column, expression over one ticker row, ClickHouse type); the
-    expressions may use `tr` (the ticker-row tuple) when `per_ticker` is set.
+    expressions may use `tr` (the ticker-row tuple, defined by the `ticker` dimension).
     """
 
     table: str
     dims: tuple[tuple[str, str, str], ...]
     measures: tuple[tuple[str, str, str], ...]
-    per_ticker: bool = True
 
     @property
     def view(self) -> str:
