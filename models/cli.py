@@ -48,12 +48,17 @@ def models_group() -> None:
 @click.option("--no-eval", is_flag=True, help="Skip the MANIFEST evaluation at the end.")
 @click.option("--train-embeddings", is_flag=True,
               help="Also update the word embeddings (frozen by default: faster on CPU).")
+@click.option("--checkpoint-every", type=int, default=200, show_default=True,
+              help="Steps between resumable state saves (large bases: save more often).")
+@click.option("--stop-after", type=int, default=None,
+              help="Return after N steps (state saved); rerun the same command to resume.")
 @click.pass_obj
 def train_command(settings: Settings, task: str, lang: str, base: str, out: Path, lora: bool,
                   epochs: int, max_length: int, batch_size: int, lr: float | None, seed: int,
                   patience: int, eval_every: int, distill_from: Path | None,
                   unlabelled_limit: int | None, limit: int | None, threads: int | None,
-                  data: Path | None, no_eval: bool, train_embeddings: bool) -> None:
+                  data: Path | None, no_eval: bool, train_embeddings: bool,
+                  checkpoint_every: int, stop_after: int | None) -> None:
     """Fine-tune a base model; resumes from <out>/_state when a run was interrupted."""
     from finsentry.models.train import TrainConfig, train
 
@@ -65,6 +70,7 @@ def train_command(settings: Settings, task: str, lang: str, base: str, out: Path
         limit=limit, threads=threads or settings.models.threads,
         data_root=_data_root(settings, data), base_cache=settings.models.base_cache,
         evaluate=not no_eval, freeze_embeddings=not train_embeddings,
+        checkpoint_every=checkpoint_every, stop_after=stop_after,
         command=_command_line(click.get_current_context()))
     metrics = train(cfg)
     click.echo(json.dumps(metrics.get("eval", {}), indent=2))
