@@ -189,6 +189,9 @@ def predict_command(settings: Settings, texts: tuple[str, ...]) -> None:
 @click.option("--data", "data", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--no-eval", is_flag=True, help="Skip the MANIFEST evaluation at the end.")
 @click.option("--train-embeddings", is_flag=True, help="Also update the word embeddings.")
+@click.option("--export-best", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Do not train: write the best dev weights so far (of a running or killed "
+                   "run with these options) to this folder, calibrated, evaluated, with a card.")
 @click.pass_obj
 def train_mt_command(settings: Settings, lang: str, base: str, out: Path, epochs: int,
                      max_length: int, batch_size: int, lr: float, head_lr: float, seed: int,
@@ -196,9 +199,9 @@ def train_mt_command(settings: Settings, lang: str, base: str, out: Path, epochs
                      stop_after: int | None, soft_labels: Path | None, alpha: float,
                      temperature: float, nsp_weight: float, limit: int | None,
                      threads: int | None, data: Path | None, no_eval: bool,
-                     train_embeddings: bool) -> None:
+                     train_embeddings: bool, export_best: Path | None) -> None:
     """Train one encoder with a sentiment and a topic head (resumes from <out>/_state)."""
-    from finsentry.models.train_mt import MTConfig, train_mt
+    from finsentry.models.train_mt import MTConfig, export_best_mt, train_mt
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = MTConfig(
@@ -210,7 +213,7 @@ def train_mt_command(settings: Settings, lang: str, base: str, out: Path, epochs
         data_root=_data_root(settings, data), base_cache=settings.models.base_cache,
         evaluate=not no_eval, freeze_embeddings=not train_embeddings,
         command=_command_line(click.get_current_context()))
-    metrics = train_mt(cfg)
+    metrics = export_best_mt(cfg, export_best) if export_best else train_mt(cfg)
     click.echo(json.dumps(metrics.get("eval", metrics), indent=2, ensure_ascii=False))
 
 
@@ -246,11 +249,19 @@ def soft_labels_command(settings: Settings, teacher: Path, out: Path, chunk: int
     click.echo(json.dumps(meta, indent=2))
 
 
+def _shipped_zh() -> Path | None:
+    from finsentry.models.paths import CHECKPOINTS, shipped
+
+    mt = CHECKPOINTS / "zh-multitask"
+    return mt if (mt / "heads.safetensors").is_file() else shipped("zh-sentiment")
+
+
 @models_group.command("ngram-blend")
 @click.option("--encoder", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Chinese sentiment folder (default: the shipped zh-sentiment).")
+              help="Chinese sentiment or multi-task folder (default: the shipped zh-multitask, "
+                   "else zh-sentiment).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Default: models/artefacts/zh-sentiment-ngram-blend.npz")
+              help="Default: models/artefacts/<encoder folder>-ngram-blend.npz")
 @click.option("--backend", type=click.Choice(["onnx", "int8", "torch"]), default="onnx",
               show_default=True, help="Encoder runtime (the one the classifier uses).")
 @click.option("--features", type=int, default=2 ** 16, show_default=True,
@@ -261,14 +272,15 @@ def ngram_blend_command(settings: Settings, encoder: Path | None, out: Path | No
                         features: int, data: Path | None) -> None:
     """Fit the char n-gram model, pick the blend weight on dev, report held-out FinFE."""
     from finsentry.models.engine import TextModel
-    from finsentry.models.ngram import ARTEFACTS, BLEND_FILE, fit_zh_blend
-    from finsentry.models.paths import shipped
+    from finsentry.models.multitask import MultiTaskModel, is_multitask
+    from finsentry.models.ngram import ARTEFACTS, blend_file, fit_zh_blend
 
-    path = encoder or shipped("zh-sentiment")
+    path = encoder or _shipped_zh()
     if path is None:
         raise ModelError("no Chinese sentiment model: pass --encoder")
-    m = TextModel(path, device="cpu", backend=backend, max_length=settings.models.max_length,
-                  threads=settings.models.threads, cache_dir=settings.models.derived_cache)
-    report = fit_zh_blend(_data_root(settings, data), m, out or ARTEFACTS / BLEND_FILE,
+    cls = MultiTaskModel if is_multitask(path) else TextModel
+    m = cls(path, device="cpu", backend=backend, max_length=settings.models.max_length,
+            threads=settings.models.threads, cache_dir=settings.models.derived_cache)
+    report = fit_zh_blend(_data_root(settings, data), m, out or ARTEFACTS / blend_file(m.name),
                           _command_line(click.get_current_context()), features)
     click.echo(json.dumps(report, indent=2, ensure_ascii=False))

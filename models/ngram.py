@@ -118,9 +118,14 @@ class Blend:
                        str(meta["encoder_version"]))
 
 
+def blend_file(encoder_name: str) -> str:
+    return f"{encoder_name}-ngram-blend.npz"
+
+
 def load_blend(model: Any, folder: Path = ARTEFACTS) -> Blend | None:
-    """The shipped blend when it was fitted for exactly this encoder's weights."""
-    path = folder / BLEND_FILE
+    """The shipped blend when it was fitted for exactly this encoder's weights
+    (`<encoder folder name>-ngram-blend.npz`, e.g. zh-sentiment or zh-multitask)."""
+    path = folder / blend_file(getattr(model, "name", "zh-sentiment"))
     if not path.is_file():
         return None
     blend = Blend.load(path)
@@ -141,6 +146,13 @@ def choose_weight(enc: np.ndarray, ng: np.ndarray, y: Sequence[int]) -> float:
         return (float((p.argmax(-1) == yt).mean()), -float(ll))
 
     return max((round(w, 2) for w in np.linspace(0, 1, 21)), key=key)
+
+
+def _sentiment_probs(encoder: Any, texts: Sequence[str]) -> np.ndarray:
+    """The sentiment head of a multi-task encoder, else the model's only head."""
+    if "sentiment" in getattr(encoder, "heads", {}):
+        return np.asarray(encoder.head_probs(texts)["sentiment"])
+    return np.asarray(encoder.probs(texts))
 
 
 def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "",
@@ -164,7 +176,8 @@ def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "",
         with np.load(cache) as z:
             enc_dev, enc_test = z["dev"], z["test"]
     else:
-        enc_dev, enc_test = encoder.probs(dev.texts), encoder.probs(test.texts)
+        enc_dev, enc_test = _sentiment_probs(encoder, dev.texts), _sentiment_probs(encoder,
+                                                                                test.texts)
         np.savez(cache, dev=enc_dev, test=enc_test)
     w = choose_weight(enc_dev, NgramModel.fit(fit.texts, fit.targets, n_features=n_features)
                       .probs(dev.texts), dev.targets)
