@@ -50,10 +50,10 @@ def _load(path: Path, **kw: object) -> TextModel:
 
 
 def accuracy_table(data: Path, threads: int, cache: Path,
-                   teacher: Path | None = None) -> list[str]:
+                   teacher: Path | None = None, only: list[str] | None = None) -> list[str]:
     rows = ["| model | backend | set | n | accuracy [95% CI] | macro F1 | weighted F1 | ECE |",
             "|---|---|---|---:|---:|---:|---:|---:|"]
-    models = {name: CHECKPOINTS / name for name in SETS}
+    models = {name: CHECKPOINTS / name for name in SETS if not only or name in only}
     if teacher is not None:
         models[f"teacher {teacher.name}"] = teacher
     for name, path in models.items():
@@ -70,10 +70,14 @@ def accuracy_table(data: Path, threads: int, cache: Path,
                 head = HEAD_OF[s] if s in HEAD_OF and HEAD_OF[s] in m.heads else None
                 predict = (lambda texts, h=head, m=m: m.head_probs(texts)[h]) if head else m.probs
                 report.update(evaluate(predict, [s], data))
-            blend = load_blend(m) if name == "zh-sentiment" else None
+            blend = load_blend(m) if name.startswith("zh-") else None
             if blend is not None:  # what the default classifier serves for Chinese text
-                report.update({f"finfe (+ n-gram blend, w={blend.weight})": r for r in evaluate(
-                    lambda t, m=m, b=blend: b.blend(m.probs(t), t), ["finfe"], data).values()})
+                def served(t: list[str], m: TextModel = m, b: object = blend) -> object:
+                    sent = m.head_probs(t)["sentiment"] if "sentiment" in m.heads else m.probs(t)
+                    return b.blend(sent, t)  # type: ignore[attr-defined]
+
+                report.update({f"finfe (+ n-gram blend, w={blend.weight})": r
+                               for r in evaluate(served, ["finfe"], data).values()})
             took = time.perf_counter() - t0
             for s, r in report.items():
                 rows.append(f"| {name} | {backend} ({took:.0f} s) | {s} | {r['n']} | "
@@ -219,6 +223,8 @@ def main() -> None:
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--teacher", type=Path, default=None,
                     help="an English sentiment teacher folder to report beside the students")
+    ap.add_argument("--models", default=None,
+                    help="comma-separated shipped models for the accuracy table (default: all)")
     ap.add_argument("--results", type=Path, default=None, help="results folder")
     ap.add_argument("--smoke", action="store_true",
                     help="no accuracy, one speed cell, ONNX only, one batch")
@@ -233,7 +239,8 @@ def main() -> None:
                 title = f"Accuracy ({args.threads} threads)"
                 if args.data.is_dir():
                     tables.append(Table.from_markdown(
-                        title, accuracy_table(args.data, args.threads, cache, args.teacher)))
+                        title, accuracy_table(args.data, args.threads, cache, args.teacher,
+                                       args.models.split(",") if args.models else None)))
                     tables.append(Table.from_markdown("Chinese n-gram baselines",
                                                       baseline_table(args.data)))
                 else:
