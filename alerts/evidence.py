@@ -99,18 +99,22 @@ def chart_png(store: Store, rule: Rule, run_id: str, e: AlertEvent) -> bytes | N
         plt.close(fig)
 
 
-def dashboard_url(settings: AlertSettings, e: AlertEvent) -> str:
+def dashboard_url(settings: AlertSettings, e: AlertEvent, run_id: str) -> str:
+    """The shipped dashboard for the key (the ticker drill-down when it has a ticker, else the
+    market view), its variables set to the run and key, over 3 h before to 1 h after."""
     lo = int((e.fired_time - timedelta(hours=3)).timestamp() * 1000)
     hi = int((e.event_time + timedelta(hours=1)).timestamp() * 1000)
-    query = urlencode({**{f"var-{k}": v for k, v in e.key.items()}, "from": lo, "to": hi})
-    return f"{settings.grafana_url.rstrip('/')}/d/{settings.grafana_dashboard}?{query}"
+    uid = settings.grafana_ticker_dashboard if "ticker" in e.key else settings.grafana_dashboard
+    query = urlencode({"var-run_id": run_id, **{f"var-{k}": v for k, v in e.key.items()},
+                       "from": lo, "to": hi})
+    return f"{settings.grafana_url.rstrip('/')}/d/{uid}?{query}"
 
 
 def notice_for(store: Store, settings: AlertSettings, run_id: str, row: dict[str, Any],
                event: str, rule: Rule | None) -> Notice:
     e = event_from_row(row, event)
     notice = Notice(event=e, run_id=run_id, subject=subject_line(e),
-                    dashboard_url=dashboard_url(settings, e))
+                    dashboard_url=dashboard_url(settings, e, run_id))
     try:
         notice.examples = examples(store, run_id, e, settings.examples)
         if settings.chart and rule is not None:

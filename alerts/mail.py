@@ -18,7 +18,7 @@ from email.utils import formatdate
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from finsentry.alerts.base import AlertEvent
 from finsentry.alerts.notify import Notice, Notifier
@@ -101,8 +101,21 @@ def _pct(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.0%}"
 
 
+def p_text(p: float) -> str:
+    """`p < 1e-6`: the next power of ten strictly above p (so the bound is true), floored at
+    1e-12; `p = 0.03` from 0.01 up."""
+    if p >= 0.01:
+        return f"p = {p:.2f}"
+    if p < 1e-12:
+        return "p < 1e-12"
+    exponent = math.ceil(math.log10(p))
+    if 10.0 ** exponent <= p:
+        exponent += 1
+    return f"p < 1e{exponent}"
+
+
 def subject_line(e: AlertEvent) -> str:
-    """"AAPL negative share 12% → 47%, p < 1e-06, 15 min" (one inert line)."""
+    """"AAPL negative share 12% → 47%, p < 1e-6, 15 min" (one inert line)."""
     label = {"negative_share": "negative share", "negative_count": "negative documents",
              "mean_score": "mean score", "volume": "volume"}.get(e.metric, e.metric)
     if e.metric == "negative_share":
@@ -113,8 +126,7 @@ def subject_line(e: AlertEvent) -> str:
         change = f"{_num(e.baseline)} → {_num(e.value)}"
     parts = [f"{_key_label(e)} {label} {change}"]
     if not math.isnan(e.p_value):
-        parts.append(f"p < {max(e.p_value, 1e-12):.0e}" if e.p_value < 0.01 else
-                     f"p = {e.p_value:.2f}")
+        parts.append(p_text(e.p_value))
     parts.append(f"{e.window_minutes} min")
     text = ", ".join(parts)
     if e.state == "resolved":
@@ -153,15 +165,37 @@ _TRANSIENT = (OSError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
               smtplib.SMTPHeloError, smtplib.SMTPDataError, smtplib.SMTPRecipientsRefused)
 
 
+def _transient(exc: BaseException) -> bool:
+    """Worth another try within the cycle: not a certificate the CA does not vouch for."""
+    return isinstance(exc, _TRANSIENT) and not isinstance(exc, ssl.SSLCertVerificationError)
+
+
 class EmailNotifier(Notifier):
-    """SMTP delivery (plain, STARTTLS or implicit TLS; optional login) with retries."""
+    """SMTP delivery (plain, STARTTLS or implicit TLS; optional login) with retries.
+
+    TLS verifies the server's certificate (system CAs or alerts.smtp_ca_file) and host name.
+    With smtp_starttls a server that does not offer STARTTLS is refused, never used in clear;
+    credentials are only ever sent over TLS (a login without TLS is a setup error).
+    """
 
     name = "email"
 
     def __init__(self, settings: AlertSettings) -> None:
         super().__init__(settings)
-        if not settings.mail_to:
+        s = settings
+        where = f"{s.smtp_host}:{s.smtp_port}"
+        if not s.mail_to:
             raise AlertError("email notifier: alerts.mail_to is empty (no recipients)")
+        if s.smtp_user and not (s.smtp_starttls or s.smtp_ssl):
+            raise AlertError(f"email notifier: alerts.smtp_user is set but neither "
+                             f"smtp_starttls nor smtp_ssl: refusing to send the password to "
+                             f"{where} in clear")
+        try:
+            self._context = ssl.create_default_context(
+                cafile=str(s.smtp_ca_file) if s.smtp_ca_file is not None else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise AlertError(f"email notifier: alerts.smtp_ca_file {s.smtp_ca_file}: "
+                             f"{exc}") from None
 
     def send(self, notices: list[Notice], message_id: str, recipients: list[str]) -> None:
         s = self.settings
@@ -171,7 +205,7 @@ class EmailNotifier(Notifier):
         retryer = Retrying(
             stop=stop_after_attempt(s.smtp_retry_attempts),
             wait=wait_exponential(multiplier=0.5, max=s.smtp_retry_max_wait_s),
-            retry=retry_if_exception_type(_TRANSIENT), reraise=True)
+            retry=retry_if_exception(_transient), reraise=True)
         try:
             retryer(self._deliver, msg)
         except (smtplib.SMTPException, OSError) as exc:
@@ -180,14 +214,19 @@ class EmailNotifier(Notifier):
 
     def _deliver(self, msg: EmailMessage) -> None:
         s = self.settings
-        context = ssl.create_default_context()
         smtp_cls = smtplib.SMTP_SSL if s.smtp_ssl else smtplib.SMTP
         kwargs: dict[str, Any] = {"timeout": s.smtp_timeout_s}
         if s.smtp_ssl:
-            kwargs["context"] = context
+            kwargs["context"] = self._context
         with smtp_cls(s.smtp_host, s.smtp_port, **kwargs) as smtp:
             if s.smtp_starttls and not s.smtp_ssl:
-                smtp.starttls(context=context)
+                smtp.ehlo()
+                if not smtp.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError(
+                        f"SMTP server {s.smtp_host}:{s.smtp_port} does not offer STARTTLS "
+                        "(alerts.smtp_starttls is on): not sending in clear")
+                smtp.starttls(context=self._context)
+                smtp.ehlo()
             if s.smtp_user:
                 smtp.login(s.smtp_user, s.smtp_password.get_secret_value())
             smtp.send_message(msg)

@@ -41,7 +41,14 @@ def payload(fmt: str, notices: list[Notice], message_id: str) -> dict[str, Any]:
     if fmt == "slack":
         lines = [f"*{_slack_escape(n.event.state.upper())}* {_slack_escape(n.subject)}"
                  for n in notices]
-        return {"text": "\n".join(lines)}
+        blocks = []
+        for n, line in zip(notices, lines, strict=True):
+            text = f"{line}\nrule `{_slack_escape(n.event.rule)}`, key " \
+                   f"`{_slack_escape(n.event.group_key)}`"
+            if n.dashboard_url.startswith(("https://", "http://")):
+                text += f"\n<{_slack_escape(n.dashboard_url)}|Open the dashboard>"
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+        return {"text": "\n".join(lines), "blocks": blocks}
     if fmt == "alertmanager":
         status = "firing" if any(n.event.state == "firing" for n in notices) else "resolved"
         return {

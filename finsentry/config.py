@@ -207,10 +207,14 @@ class AlertSettings(Section):
     examples: int = Field(5, ge=0, le=50, description="Example headlines per alert")
     smtp_host: str = Field("127.0.0.1", description="SMTP relay host")
     smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port")
-    smtp_user: str | None = Field(None, description="Login when set (with smtp_password)")
+    smtp_user: str | None = Field(None, description="Login when set (with smtp_password); "
+                                  "needs smtp_starttls or smtp_ssl (never sent in clear)")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password (secret)")
-    smtp_starttls: bool = Field(False, description="Upgrade a plain connection with STARTTLS")
+    smtp_starttls: bool = Field(False, description="Require STARTTLS on a plain connection "
+                                "(a server that does not offer it is refused)")
     smtp_ssl: bool = Field(False, description="Implicit TLS (SMTPS, usually port 465)")
+    smtp_ca_file: Path | None = Field(None, description="PEM CA bundle the SMTP server's "
+                                      "certificate is verified against (unset = system CAs)")
     smtp_timeout_s: float = Field(10.0, gt=0, description="SMTP connect/command timeout")
     smtp_retry_attempts: int = Field(3, ge=1, description="Tries per send within one cycle")
     smtp_retry_max_wait_s: float = Field(5.0, ge=0, description="Longest wait between tries")
@@ -221,7 +225,10 @@ class AlertSettings(Section):
     webhook_format: Literal["json", "slack", "alertmanager"] = Field(
         "json", description="Webhook payload shape")
     grafana_url: str = Field("http://localhost:3000", description="Grafana base URL for links")
-    grafana_dashboard: str = Field("finsentry-overview", description="Dashboard uid for links")
+    grafana_dashboard: str = Field("finsentry-market", description="Dashboard uid linked "
+                                   "from alerts whose key has no ticker")
+    grafana_ticker_dashboard: str = Field("finsentry-ticker", description="Dashboard uid "
+                                          "linked from alerts whose key has a ticker")
     allowed_lateness_s: float = Field(60.0, ge=0, description="A minute is evaluated this "
                                       "long after it closed (late documents still count)")
     max_catchup_minutes: int = Field(24 * 60, ge=1, description="After a long stop, evaluate "

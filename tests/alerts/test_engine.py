@@ -69,7 +69,7 @@ def test_burst_mails_once_with_evidence(db: Store, smtp: SmtpServer) -> None:
     assert "<script>" not in html and "<b>plunge" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; AAPL &amp; co" in html
     assert HOSTILE in text and "https://news.example.com/AAPL/" in html
-    assert "/d/finsentry-overview?var-ticker=AAPL" in html
+    assert "/d/finsentry-ticker?var-run_id=live&amp;var-ticker=AAPL" in html
     images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
     assert len(images) == 1 and images[0].get_content()[:4] == b"\x89PNG"
     assert msg["Message-ID"] == f"<{report.events[0].alert_id}.firing@finsentry>"

@@ -1,21 +1,26 @@
 """Email rendering and delivery against a real SMTP server (aiosmtpd on loopback): hostile text
-stays inert (no HTML, no headers, no links of its own), and a server that accepts but answers
-too late gets the re-send under the same Message-ID."""
+stays inert (no HTML, no headers, no links of its own), a server that accepts but answers too
+late gets the re-send under the same Message-ID, and STARTTLS / implicit TLS with AUTH PLAIN and
+LOGIN against a certificate from a throwaway CA (trustme) made in the test."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
 from finsentry.alerts.base import AlertEvent
-from finsentry.alerts.mail import EmailNotifier, subject_line
+from finsentry.alerts.mail import EmailNotifier, p_text, subject_line
 from finsentry.alerts.notify import Example, Notice
 from finsentry.config import AlertSettings
+from finsentry.errors import AlertError
 from finsentry.store import ScoredSink, Store
 from tests.alerts.conftest import AS_OF, SmtpServer, burst_docs, free_port
 
@@ -32,7 +37,10 @@ def event(ticker: str = "AAPL") -> AlertEvent:
 
 
 def test_subject_format() -> None:
-    assert subject_line(event()) == "AAPL negative share 12% → 47%, p < 3e-07, 15 min"
+    """The issue's example verbatim; the p bound is always true (next power of ten above)."""
+    assert subject_line(event()) == "AAPL negative share 12% → 47%, p < 1e-6, 15 min"
+    assert [p_text(p) for p in (1e-6, 9.9e-5, 0.004, 0.03, 1e-15)] == [
+        "p < 1e-5", "p < 1e-4", "p < 1e-2", "p = 0.03", "p < 1e-12"]
 
 
 def test_hostile_text_arrives_inert(smtp: SmtpServer) -> None:
@@ -97,29 +105,128 @@ def test_accepted_but_late_reply_resends_same_message_id(store: Store) -> None:
     assert handler.messages[0]["Message-ID"] == handler.messages[1]["Message-ID"]  # ... same id
 
 
-def test_smtp_login(tmp_path: Any) -> None:
-    """AUTH against aiosmtpd (plain connection here; STARTTLS needs a CA the test cannot make
-    the client trust without a setting, so it is not covered)."""
-    from aiosmtpd.smtp import AuthResult
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
+    """A throwaway CA (trustme) and the server context of a certificate for 127.0.0.1; the
+    CA's PEM file is what alerts.smtp_ca_file points at."""
+    import trustme
 
-    seen: list[tuple[bytes, bytes]] = []
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    pem = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    return server, pem
 
-    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                      data: Any) -> AuthResult:
-        seen.append((data.login, data.password))
-        return AuthResult(success=data.password == b"s3cret")
 
-    inbox = SmtpServer(free_port())
+class _Auth:
+    """aiosmtpd authenticator: records mechanism, credentials and whether TLS was on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bytes, bytes, bool]] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mechanism: str,
+                 data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        on_tls = server.transport.get_extra_info("ssl_object") is not None
+        self.seen.append((mechanism, data.login, data.password, on_tls))
+        return AuthResult(success=(data.login, data.password) == (b"bot", b"s3cret"))
+
+
+def _send(settings: AlertSettings) -> None:
+    e = event()
+    EmailNotifier(settings).send([Notice(event=e, run_id="live", subject=subject_line(e))],
+                                 "<m2@finsentry>", [])
+
+
+def _tls_settings(port: int, **extra: Any) -> AlertSettings:
+    return AlertSettings.model_validate({
+        "smtp_port": port, "mail_to": ["ops@example.com"], "smtp_user": "bot",
+        "smtp_password": "s3cret", "smtp_starttls": True, "smtp_retry_attempts": 2,
+        "smtp_retry_max_wait_s": 0.1, "smtp_timeout_s": 5, **extra})
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_starttls_then_auth(tls: tuple[ssl.SSLContext, Path], mechanism: str) -> None:
+    """A server that offers AUTH only after STARTTLS (auth_require_tls), its certificate from a
+    CA the client trusts only through alerts.smtp_ca_file; PLAIN and LOGIN both work."""
+    server_ctx, ca_file = tls
+    auth, inbox = _Auth(), SmtpServer(free_port())
+    other = {"PLAIN": "LOGIN", "LOGIN": "PLAIN"}[mechanism]
     controller = Controller(inbox.inbox, hostname="127.0.0.1", port=inbox.port,
-                            authenticator=authenticator, auth_require_tls=False)
+                            tls_context=server_ctx, require_starttls=True, authenticator=auth,
+                            auth_require_tls=True, auth_exclude_mechanism=[other])
     controller.start()
     try:
-        settings = AlertSettings.model_validate({
-            "smtp_port": inbox.port, "mail_to": ["ops@example.com"], "smtp_user": "bot",
-            "smtp_password": "s3cret"})
-        e = event()
-        EmailNotifier(settings).send([Notice(event=e, run_id="live", subject=subject_line(e))],
-                                     "<m2@finsentry>", [])
-        assert len(inbox.inbox.wait_for(1)) == 1 and seen == [(b"bot", b"s3cret")]
+        settings = _tls_settings(inbox.port, smtp_ca_file=str(ca_file))
+        assert "s3cret" not in repr(settings)  # SecretStr
+        _send(settings)
+        (msg,) = inbox.inbox.wait_for(1)
     finally:
         controller.stop()
+    assert auth.seen == [(mechanism, b"bot", b"s3cret", True)]  # credentials only over TLS
+    assert "AAPL negative share" in msg["Subject"]
+
+
+def test_starttls_rejects_an_untrusted_certificate(tls: tuple[ssl.SSLContext, Path]) -> None:
+    """Without the CA file the self-signed chain is not trusted: nothing sent, no login, and
+    the failure is not retried (a certificate does not fix itself)."""
+    server_ctx, _ = tls
+    auth, inbox = _Auth(), SmtpServer(free_port())
+    controller = Controller(inbox.inbox, hostname="127.0.0.1", port=inbox.port,
+                            tls_context=server_ctx, require_starttls=True, authenticator=auth,
+                            auth_require_tls=True)
+    controller.start()
+    try:
+        with pytest.raises(AlertError, match=rf"127\.0\.0\.1:{inbox.port}.*CERTIFICATE_VERIFY"):
+            _send(_tls_settings(inbox.port, smtp_retry_attempts=3, smtp_retry_max_wait_s=5))
+    finally:
+        controller.stop()
+    assert inbox.inbox.messages == [] and auth.seen == []
+
+
+def test_starttls_required_but_not_offered(tls: tuple[ssl.SSLContext, Path]) -> None:
+    """A server without STARTTLS (but happy to take AUTH in clear) is refused: the password
+    and the alert never travel in clear."""
+    _, ca_file = tls
+    auth, inbox = _Auth(), SmtpServer(free_port())
+    controller = Controller(inbox.inbox, hostname="127.0.0.1", port=inbox.port,
+                            authenticator=auth, auth_require_tls=False)
+    controller.start()
+    try:
+        with pytest.raises(AlertError, match=rf"127\.0\.0\.1:{inbox.port} does not offer "
+                                             "STARTTLS"):
+            _send(_tls_settings(inbox.port, smtp_ca_file=str(ca_file)))
+    finally:
+        controller.stop()
+    assert inbox.inbox.messages == [] and auth.seen == []
+
+
+def test_implicit_tls_with_auth(tls: tuple[ssl.SSLContext, Path]) -> None:
+    """SMTPS (smtp_ssl): TLS from the first byte, certificate checked against the CA file.
+    (aiosmtpd's auth_require_tls only knows STARTTLS, so the authenticator checks the
+    transport itself.)"""
+    server_ctx, ca_file = tls
+    auth, inbox = _Auth(), SmtpServer(free_port())
+    controller = Controller(inbox.inbox, hostname="127.0.0.1", port=inbox.port,
+                            ssl_context=server_ctx, authenticator=auth, auth_require_tls=False)
+    controller.start()
+    try:
+        _send(_tls_settings(inbox.port, smtp_starttls=False, smtp_ssl=True,
+                            smtp_ca_file=str(ca_file)))
+        assert len(inbox.inbox.wait_for(1)) == 1
+    finally:
+        controller.stop()
+    assert [(login, tls_on) for _, login, _, tls_on in auth.seen] == [(b"bot", True)]
+
+
+def test_login_without_tls_is_a_setup_error(tmp_path: Path) -> None:
+    with pytest.raises(AlertError, match="refusing to send the password to 127.0.0.1:25 in "
+                                         "clear"):
+        EmailNotifier(AlertSettings.model_validate({
+            "smtp_port": 25, "mail_to": ["ops@example.com"], "smtp_user": "bot",
+            "smtp_password": "s3cret"}))
+    with pytest.raises(AlertError, match="smtp_ca_file"):
+        EmailNotifier(AlertSettings.model_validate({
+            "mail_to": ["ops@example.com"], "smtp_ca_file": str(tmp_path / "missing.pem")}))
