@@ -80,6 +80,52 @@ def test_check_test_rule_list_and_silences(store_settings: ClickHouseSettings,
     assert "no active silence" in run("silence", "remove", silence_id, code=1)
 
 
+def test_test_rule_writes_nothing_and_silence_by_rule_until(
+        store_settings: ClickHouseSettings, smtp: SmtpServer, tmp_path: Path) -> None:
+    """`test-rule --run` leaves every alert table empty (live and that run); a silence by rule
+    `--until` a time holds the alert back; `list --firing` drops it once it resolved."""
+    tables = ("alerts", "alert_state", "alert_deliveries", "alert_cycles")
+    with open_store(store_settings) as store:
+        migrate(store)
+        ScoredSink(store).write([d.model_copy(update={"run_id": "replay-3"})
+                                 for d in burst_docs()])
+    runner = CliRunner()
+    base = ["--config", str(config_file(tmp_path, store_settings, smtp.port)), "alerts"]
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, [*base, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def counts() -> dict[str, int]:
+        with open_store(store_settings) as store:
+            return {t: int(store.query(f"SELECT count() AS n FROM {t}")[0]["n"]) for t in tables}
+
+    hist = run("test-rule", "neg", "--run", "replay-3", "--from",
+               (AS_OF - timedelta(hours=2)).isoformat(), "--to",
+               (AS_OF + timedelta(hours=6)).isoformat())
+    assert "1 alerts fired, 1 resolved" in hist and "run replay-3" in hist
+    assert counts() == dict.fromkeys(tables, 0)
+
+    until = (AS_OF + timedelta(hours=1)).isoformat()
+    added = run("silence", "add", "--rule", "ne*", "--until", until, "--comment", "drill")
+    assert "until 2024-05-01 13:00 UTC" in added
+    assert "0 silences" in run("silence", "list")  # expired by the wall clock ...
+    listed = run("silence", "list", "--all")  # ... but kept
+    assert "rule=ne* key=* until=2024-05-01 13:00 drill" in listed
+    cycle = run("check", "--run-id", "replay-3", "--as-of", NOW, "--notify")
+    assert "1 fired" in cycle and "1 silenced" in cycle and "0 sent" in cycle
+    assert smtp.inbox.messages == []
+    firing = run("list", "--run-id", "replay-3", "--firing")
+    assert "ticker=AAPL" in firing and "silenced" in firing and "1 alerts" in firing
+    later = (AS_OF + timedelta(hours=5)).isoformat()
+    assert "1 resolved" in run("check", "--run-id", "replay-3", "--as-of", later, "--notify")
+    assert "0 alerts" in run("list", "--run-id", "replay-3", "--firing")
+    assert "resolved" in run("list", "--run-id", "replay-3")
+    assert "0 alerts" in run("list")  # live untouched
+    assert smtp.inbox.messages == []
+
+
 def test_check_notify_exits_nonzero_when_delivery_fails(store_settings: ClickHouseSettings,
                                                         tmp_path: Path) -> None:
     with open_store(store_settings) as store:

@@ -128,6 +128,38 @@ def test_grouped_round(db: Store, smtp: SmtpServer) -> None:
     assert "AAPL" in part(msg, "plain") and "GME" in part(msg, "plain")
 
 
+def test_one_email_per_recipient_set(db: Store, smtp: SmtpServer) -> None:
+    """Three rules fire in one round: the two mailing ops@ share one email, risk@ gets its own."""
+    ScoredSink(db).write(burst_docs())
+    rules = [RULE, {**RULE, "name": "neg2"}, {**RULE, "name": "neg-risk",
+                                               "mail_to": ["risk@example.com"]}]
+    report = AlertEngine(alert_settings(smtp.port, rules=rules), db, "live").cycle(NOW)
+    assert report.sent == 3 and len(report.events) == 3
+    messages = smtp.inbox.wait_for(2)
+    by_rcpt = {tuple(rcpt): msg for rcpt, msg in zip(smtp.inbox.envelopes, messages,
+                                                        strict=True)}
+    assert set(by_rcpt) == {("ops@example.com",), ("risk@example.com",)}
+    ops, risk = by_rcpt[("ops@example.com",)], by_rcpt[("risk@example.com",)]
+    assert "(+1 more)" in ops["Subject"] and ops["To"] == "ops@example.com"
+    assert len(ops["X-Finsentry-Alert-Ids"].split(", ")) == 2
+    assert "(+" not in risk["Subject"] and risk["Subject"].startswith("[finsentry] neg-risk:")
+    assert risk["To"] == "risk@example.com"
+
+
+def test_resolved_email_when_asked(db: Store, smtp: SmtpServer) -> None:
+    ScoredSink(db).write(burst_docs())
+    settings = alert_settings(smtp.port, rules=[{**RULE, "notify_resolved": True}])
+    fired = AlertEngine(settings, db, "live").cycle(NOW)
+    alert_id = fired.events[0].alert_id
+    later = AlertEngine(settings, db, "live").cycle(NOW + timedelta(hours=5))
+    assert [e.state for e in later.events] == ["resolved"] and later.sent == 1
+    first, resolved = smtp.inbox.wait_for(2)
+    assert resolved["Subject"].startswith("[finsentry] neg: resolved: AAPL negative share")
+    assert resolved["Message-ID"] == f"<{alert_id}.resolved@finsentry>"
+    assert "RESOLVED" in part(resolved, "plain") and first["Message-ID"] != \
+        resolved["Message-ID"]
+
+
 def test_smtp_down_then_up_delivers_once_across_restart(
         db: Store, smtp_down: SmtpServer, caplog: pytest.LogCaptureFixture) -> None:
     ScoredSink(db).write(burst_docs())
