@@ -1,8 +1,9 @@
-"""`finsentry alerts run|check|test-rule|list|silence`.
+"""`finsentry alerts run|check|test-rule|list|silence|reset`.
 
 `run` is the service (one `AlertEngine.cycle()` per interval); `check` one cycle (dry unless
 --notify; exits 1 when a delivery failed); `test-rule` every alert a rule would have fired over a
-time range, writing nothing; `list` stored alerts; `silence add|list|remove`.
+time range, writing nothing; `list` stored alerts; `silence add|list|remove`; `reset` forgets a
+history run's alert state (the live run only with --include-live).
 Everything printed from stored or crawled text goes through `inert` (one line, no escapes).
 """
 
@@ -224,6 +225,27 @@ def silence_remove(settings: Settings, silence_id: str) -> None:
         if not remove_silence(store, silence_id):
             raise click.ClickException(f"no active silence {inert(silence_id)}")
     click.echo(f"removed silence {inert(silence_id)}")
+
+
+@alerts_group.command("reset")
+@click.option("--run-id", "run_id", required=True, help="The run whose alert state, alerts and "
+              "deliveries are forgotten (a history/replay run evaluated again from scratch).")
+@click.option("--include-live", is_flag=True, help="Allow resetting worker.run_id (the live "
+              "run): its alerts would fire and be sent again.")
+@pass_settings
+def reset_command(settings: Settings, run_id: str, include_live: bool) -> None:
+    """Forget one run's alert state (never the live run's unless --include-live)."""
+    from finsentry.alerts.state import reset_state
+    from finsentry.store import migrate, open_store
+
+    if run_id == settings.worker.run_id and not include_live:
+        raise click.UsageError(f"{inert(run_id)} is the live run (worker.run_id); pass "
+                               "--include-live to reset it anyway")
+    with open_store(settings.clickhouse) as store:
+        migrate(store)
+        rules = reset_state(store, run_id)
+    click.echo(f"reset run {inert(run_id)}: state of {rules} rules, its alerts and deliveries "
+               "removed")
 
 
 @alerts_group.command("run")

@@ -5,8 +5,8 @@ configured rules, or the shipped defaults (alerts/defaults.py) when none are con
 demo stream is a few hours long, so warm-up is capped at DEMO_WARMUP_MINUTES (the prior covers
 the short history); every other rule setting is the configured one. Writes the rendered
 alert email next to the report (`alert-<run>.eml` and `alert-<run>.html`, chart inline) and
-returns the line to print: the alert's subject, or what differed from "exactly one alert,
-for the burst ticker".
+returns the lines to print: the alert's subject and where its email is, or what differed from
+"exactly one alert, for the burst ticker".
 """
 
 from __future__ import annotations
@@ -58,14 +58,15 @@ def evaluate_demo(store: Store, settings: Settings, run_id: str, start: datetime
                  message_id=f"<{event.alert_id}.firing@finsentry>",
                  subject_prefix=settings.alerts.subject_prefix)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"alert-{run_id}.eml").write_bytes(bytes(msg))
+    eml_path, html_path = out_dir / f"alert-{run_id}.eml", out_dir / f"alert-{run_id}.html"
+    eml_path.write_bytes(bytes(msg))
     html_part = msg.get_body(("html",))
     html = str(html_part.get_content()) if html_part is not None else ""
     if notice.chart_png:  # the .html file has no MIME parts: inline the chart as a data URI
         data = base64.b64encode(notice.chart_png).decode("ascii")
         html = html.replace('src="cid:', 'data-cid="', 1).replace(
             "<img ", f'<img src="data:image/png;base64,{data}" ', 1)
-    (out_dir / f"alert-{run_id}.html").write_text(html, encoding="utf-8")
+    html_path.write_text(html, encoding="utf-8")
     subject = inert(str(msg["Subject"]))
     # The demo's run is its own: its alerts are stored so the report's alert panels show them.
     store.insert("alerts", [alert_row(run_id, e, subject if e is event else "", False)
@@ -74,4 +75,4 @@ def evaluate_demo(store: Store, settings: Settings, run_id: str, start: datetime
         others = ", ".join(inert(f"{e.rule} {e.group_key} {e.event_time:%H:%M}")
                            for e, _ in fired)
         return f"alert check FAILED: expected one alert for {burst_ticker}, got: {others}"
-    return f"alert: {subject}"
+    return f"alert: {subject}\nalert email: {eml_path} (HTML: {html_path.name})"

@@ -35,7 +35,7 @@ TEXT_TEMPLATE = """\
 rule {{ clean(n.event.rule) }} ({{ n.event.kind }}, {{ n.event.severity }}), \
 key {{ clean(n.event.group_key) }}, run {{ clean(n.run_id) }}
 {{ n.event.metric }}: {{ num(n.event.value) }} (baseline {{ num(n.event.baseline) }}, \
-threshold {{ num(n.event.threshold) }}{% if n.event.p_value == n.event.p_value %}, \
+{{ limit(n.event) }}{% if n.event.p_value == n.event.p_value %}, \
 p = {{ "%.2g"|format(n.event.p_value) }}{% endif %}) over {{ n.event.doc_count }} documents, \
 {{ n.event.window_minutes }} min to {{ n.event.event_time.strftime("%Y-%m-%d %H:%M") }} UTC
 alert id: {{ n.event.alert_id }}
@@ -54,7 +54,7 @@ HTML_TEMPLATE = """\
 {{ n.event.state|upper }}: {{ n.subject }}</h2>
 <p>Rule <b>{{ n.event.rule }}</b> ({{ n.event.kind }}, {{ n.event.severity }}), key
 <b>{{ n.event.group_key }}</b>: {{ n.event.metric }} <b>{{ num(n.event.value) }}</b>
-(baseline {{ num(n.event.baseline) }}, threshold {{ num(n.event.threshold) }}\
+(baseline {{ num(n.event.baseline) }}, {{ limit(n.event) }}\
 {% if n.event.p_value == n.event.p_value %}, p = {{ "%.2g"|format(n.event.p_value) }}{% endif %})
 over {{ n.event.doc_count }} documents in the {{ n.event.window_minutes }} minutes to
 {{ n.event.event_time.strftime("%Y-%m-%d %H:%M") }} UTC.</p>
@@ -82,6 +82,11 @@ def _num(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _limit(e: AlertEvent) -> str:
+    """What the threshold is: the p-value limit of a significance rule, else the metric's."""
+    return f"{'p limit' if e.kind == 'significance' else 'threshold'} {_num(e.threshold)}"
+
+
 @cache
 def _templates() -> tuple[jinja2.Template, jinja2.Template]:
     import jinja2
@@ -89,7 +94,7 @@ def _templates() -> tuple[jinja2.Template, jinja2.Template]:
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     text = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)  # noqa: S701
     for env in (html, text):
-        env.globals.update(num=_num, clean=inert)
+        env.globals.update(num=_num, clean=inert, limit=_limit)
     return text.from_string(TEXT_TEMPLATE), html.from_string(HTML_TEMPLATE)
 
 

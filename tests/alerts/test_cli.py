@@ -1,5 +1,6 @@
-"""`finsentry alerts check|test-rule|list|silence` in process (chdb and 18.16) and `alerts run`
-(a real subprocess against the 18.16 server, stopped with SIGTERM) with a real SMTP server."""
+"""`finsentry alerts check|test-rule|list|silence|reset` in process (chdb and 18.16) and
+`alerts run` (a real subprocess against the 18.16 server, stopped with SIGTERM) with a real SMTP
+server."""
 
 from __future__ import annotations
 
@@ -124,6 +125,14 @@ def test_test_rule_writes_nothing_and_silence_by_rule_until(
     assert "resolved" in run("list", "--run-id", "replay-3")
     assert "0 alerts" in run("list")  # live untouched
     assert smtp.inbox.messages == []
+
+    refused = runner.invoke(cli, [*base, "reset", "--run-id", "live"])
+    assert refused.exit_code == 2 and "is the live run" in refused.output
+    assert "state of 1 rules" in run("reset", "--run-id", "replay-3")
+    deadline = time.monotonic() + 20  # mutations are asynchronous on the 18.16 server
+    while counts()["alerts"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "0 alerts" in run("list", "--run-id", "replay-3")
 
 
 def test_check_notify_exits_nonzero_when_delivery_fails(store_settings: ClickHouseSettings,

@@ -78,6 +78,7 @@ def test_burst_mails_once_with_evidence(db: Store, smtp: SmtpServer) -> None:
     assert (row["rule"], row["group_key"], row["ticker"], row["state"]) == \
         ("neg", "ticker=AAPL", "AAPL", "firing")
     assert row["event_time"] == AS_OF - timedelta(minutes=1) and row["notified"] == 1
+    assert row["fired_at"].year >= 2025  # wall clock, kept apart from the event time
     assert row["doc_count"] == 10 and row["value"] == pytest.approx(0.8)
     assert 0 < row["p_value"] < 1e-4 and row["silenced"] == 0
     (cycle,) = rows(db, "alert_cycles")

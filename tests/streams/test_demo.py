@@ -22,6 +22,17 @@ def test_demo_runs_twice_and_writes_chart(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     assert "242 messages produced, 240 documents stored, 2 dead-lettered" in first.stdout
     assert "documents/s" in first.stdout and "negative" in first.stdout
+    # the default rules fire exactly one alert, for the burst ticker; its email lies next to
+    # the report (.eml with the chart inline, .html with it as a data URI), subject printed
+    burst = re.search(r"documents about (\S+) in the burst window", first.stdout)
+    assert burst, first.stdout
+    alert = re.search(r"^alert: \[finsentry\] \S+: (\S+) negative share .*, p < 1e-\d+, "
+                      r"\d+ min$", first.stdout, re.M)
+    assert alert and alert[1] == burst[1], first.stdout
+    (eml,) = tmp_path.glob("alert-demo-*.eml")
+    assert f"alert email: {eml}" in first.stdout
+    assert eml.with_suffix(".html").is_file() and b"image/png" in eml.read_bytes()
+    assert "data:image/png;base64," in eml.with_suffix(".html").read_text(encoding="utf-8")
     # the report is the dashboards' preview (tests/dashboards/test_preview.py renders it)
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "Documents per minute by sentiment" in html
