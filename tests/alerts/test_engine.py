@@ -20,7 +20,15 @@ from finsentry.alerts.engine import AlertEngine
 from finsentry.alerts.state import add_silence
 from finsentry.config import AlertSettings, ClickHouseSettings
 from finsentry.store import ScoredSink, Store, migrate, open_store
-from tests.alerts.conftest import AS_OF, HOSTILE, SmtpServer, burst_docs, quiet_docs, stream
+from tests.alerts.conftest import (
+    AS_OF,
+    HOSTILE,
+    SmtpServer,
+    burst_docs,
+    quiet_docs,
+    scored,
+    stream,
+)
 
 RULE = {"type": "significance", "name": "neg", "group_by": ["ticker"], "baseline_hours": 24,
         "warmup_minutes": 60, "history_minutes": 1440, "p_value": 1e-4, "realert_minutes": 360}
@@ -72,6 +80,8 @@ def test_burst_mails_once_with_evidence(db: Store, smtp: SmtpServer) -> None:
     assert "/d/finsentry-ticker?var-run_id=live&amp;var-ticker=AAPL" in html
     images = [p for p in msg.walk() if p.get_content_type() == "image/png"]
     assert len(images) == 1 and images[0].get_content()[:4] == b"\x89PNG"
+    assert f'src="cid:{images[0]["Content-ID"][1:-1]}"' in html  # inline, in the HTML
+    assert "test-wire" in html and "-0.85" in html and "11:5" in html  # source, score, time
     assert msg["Message-ID"] == f"<{report.events[0].alert_id}.firing@finsentry>"
 
     (row,) = rows(db)
@@ -91,6 +101,28 @@ def test_burst_mails_once_with_evidence(db: Store, smtp: SmtpServer) -> None:
     assert [e.state for e in later.events] == ["resolved"]  # even the 4 h window moved on
     assert len(smtp.inbox.messages) == 1  # notify_resolved is off
     assert rows(db)[0]["state"] == "resolved"
+
+
+def test_open_minute_waits_for_allowed_lateness(db: Store, smtp: SmtpServer) -> None:
+    """Minute 11:59 is evaluated only once allowed_lateness_s (60 s) passed after it ended, so
+    documents that arrive late still count, and live fires what history fires."""
+    from finsentry.alerts.evaluate import evaluate_range
+
+    burst = [scored(900 + k, "AAPL", AS_OF - timedelta(seconds=55 - k), negative=k < 8)
+             for k in range(10)]  # all published in minute 11:59
+    ScoredSink(db).write(stream("AAPL", baseline_neg=0.1, window_docs=0, window_neg=0)
+                         + burst[:5])
+    engine = AlertEngine(alert_settings(smtp.port), db, "live")
+    early = engine.cycle(AS_OF + timedelta(seconds=30))
+    assert early.events == [] and early.through == AS_OF - timedelta(minutes=2)
+    ScoredSink(db).write(burst[5:])  # late arrivals, within the allowed lateness
+    on_time = engine.cycle(NOW)
+    assert on_time.through == AS_OF - timedelta(minutes=1)
+    (fired,) = on_time.events
+    assert (fired.state, fired.event_time, fired.doc_count) == \
+        ("firing", AS_OF - timedelta(minutes=1), 10)
+    history = evaluate_range(db, engine.rules[0], "live", AS_OF - timedelta(hours=1), AS_OF)
+    assert [(e.alert_id, e.doc_count) for e in history] == [(fired.alert_id, 10)]
 
 
 def test_quiet_stream_fires_nothing(db: Store, smtp: SmtpServer) -> None:
