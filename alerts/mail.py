@@ -191,6 +191,10 @@ class EmailNotifier(Notifier):
         where = f"{s.smtp_host}:{s.smtp_port}"
         if not s.mail_to:
             raise AlertError("email notifier: alerts.mail_to is empty (no recipients)")
+        if s.smtp_starttls and s.smtp_ssl:
+            raise AlertError(f"email notifier: alerts.smtp_starttls and smtp_ssl are both on "
+                             f"for {where}: choose STARTTLS (usually port 587) or implicit TLS "
+                             "(usually 465)")
         if s.smtp_user and not (s.smtp_starttls or s.smtp_ssl):
             raise AlertError(f"email notifier: alerts.smtp_user is set but neither "
                              f"smtp_starttls nor smtp_ssl: refusing to send the password to "

@@ -227,6 +227,9 @@ def test_login_without_tls_is_a_setup_error(tmp_path: Path) -> None:
         EmailNotifier(AlertSettings.model_validate({
             "smtp_port": 25, "mail_to": ["ops@example.com"], "smtp_user": "bot",
             "smtp_password": "s3cret"}))
+    with pytest.raises(AlertError, match="smtp_starttls and smtp_ssl are both on"):
+        EmailNotifier(AlertSettings.model_validate({
+            "mail_to": ["ops@example.com"], "smtp_starttls": True, "smtp_ssl": True}))
     with pytest.raises(AlertError, match="smtp_ca_file"):
         EmailNotifier(AlertSettings.model_validate({
             "mail_to": ["ops@example.com"], "smtp_ca_file": str(tmp_path / "missing.pem")}))
