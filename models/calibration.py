@@ -66,6 +66,18 @@ def fit_temperature(logits: np.ndarray, y: Sequence[int]) -> float:
     return round(float(min(fine, key=lambda t: nll(logits, y, float(t)))), 4)
 
 
+def calibrate(logits: np.ndarray, y: Sequence[int]) -> dict[str, float]:
+    """Temperature scaling only if it helps: fitted on dev NLL, kept when dev ECE drops,
+    else 1.0 (the probabilities feed alert thresholds, so a worse ECE is not applied)."""
+    fitted = fit_temperature(logits, y)
+    before = ece(softmax(np.asarray(logits)), y)
+    after = ece(softmax(np.asarray(logits), fitted), y)
+    used = fitted if after < before else 1.0
+    return {"temperature": used, "fitted_temperature": fitted, "dev_ece_before": before,
+            "dev_ece_after": after if used != 1.0 else before,
+            "dev_ece_with_fitted": after}
+
+
 def format_ci(value: float, ci: Sequence[float] | None) -> str:
     """'0.8812 [0.8610, 0.9010]' for tables (just the value when no interval is known)."""
     if not ci:

@@ -304,7 +304,7 @@ def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base
            device: str, dev: D.Split | None = None) -> dict[str, Any]:
     """Fit the temperature on dev, evaluate on the MANIFEST sets (when present), save the fp16
     HF folder (temperature in config.json as `finsentry_temperature`) + model card."""
-    from finsentry.models.calibration import ece, fit_temperature
+    from finsentry.models.calibration import calibrate
     from finsentry.models.card import EVAL_KEYS, write_card
     from finsentry.models.evaluate import evaluate_model
 
@@ -313,11 +313,8 @@ def finish(model: Any, tok: Any, cfg: TrainConfig, metrics: dict[str, Any], base
     temperature = 1.0
     if dev is not None and len(dev):
         logits = batched_logits(model, tok, dev.texts, cfg.max_length, 128, device)
-        temperature = fit_temperature(logits, dev.targets)
-        metrics["calibration"] = {"temperature": temperature,
-                                  "dev_ece_before": ece(softmax(logits), dev.targets),
-                                  "dev_ece_after": ece(softmax(logits, temperature),
-                                                       dev.targets)}
+        metrics["calibration"] = calibrate(logits, dev.targets)
+        temperature = metrics["calibration"]["temperature"]
     model.config.finsentry_temperature = temperature
     if cfg.evaluate and Path(cfg.data_root).is_dir():
         names = D.DEFAULT_EVAL.get((cfg.task, cfg.lang), ())

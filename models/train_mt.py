@@ -240,7 +240,7 @@ def finish_mt(net: Any, tok: Any, cfg: MTConfig, labels: dict[str, tuple[str, ..
               dev: dict[str, D.Split], metrics: dict[str, Any], base_dir: Path,
               device: str) -> dict[str, Any]:
     """Temperatures per head on dev, MANIFEST evaluation per head, save folder + card."""
-    from finsentry.models.calibration import ece, fit_temperature
+    from finsentry.models.calibration import calibrate
     from finsentry.models.card import EVAL_KEYS, write_mt_card
     from finsentry.models.evaluate import evaluate
     from finsentry.models.multitask import save_net
@@ -250,10 +250,9 @@ def finish_mt(net: Any, tok: Any, cfg: MTConfig, labels: dict[str, tuple[str, ..
     metrics["calibration"] = {}
     for h, d in dev.items():
         logits = _head_logits(net, tok, d.texts, labels, cfg, device)[h]
-        temps[h] = fit_temperature(logits, d.targets) if len(d) else 1.0
-        metrics["calibration"][h] = {"temperature": temps[h],
-                                     "dev_ece_before": ece(softmax(logits), d.targets),
-                                     "dev_ece_after": ece(softmax(logits, temps[h]), d.targets)}
+        cal = calibrate(logits, d.targets) if len(d) else {"temperature": 1.0}
+        temps[h] = cal["temperature"]
+        metrics["calibration"][h] = cal
     metrics["eval"] = {}
     if cfg.evaluate and Path(cfg.data_root).is_dir():
         for h in labels:
