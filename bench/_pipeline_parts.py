@@ -2,9 +2,17 @@
 
 A worker child (`python bench/pipeline.py --child SPEC`) is a real `run_worker` with the real
 classifier and ScoredSink, plus what the benchmark needs to see from outside: a progress file
-(messages, inserts, rows), a stop file to end it cleanly, and its own peak RSS and CPU time at
-exit. chdb allows one process per data path, so on chdb the child also runs the visibility
-poller (writing `doc_id<TAB>time` lines); on a server the benchmark polls from outside.
+(messages, inserts, rows, CPU seconds per thread), a stop file to end it cleanly, and its own
+peak RSS and CPU time at exit.
+
+When a document is queryable: by default (`--visibility ack`) the moment the ClickHouse insert
+holding it was acknowledged, written by the child as `doc_id<TAB>time` lines. A MergeTree
+insert is synchronous: once the server (or chdb) answers, the new part is committed and every
+later SELECT sees it; the benchmark then checks with a query that every document really is
+stored. `--visibility poll` instead polls scored_documents every 0.1 s (on chdb from inside the
+child, which allows one process per data path; on a server from the benchmark): an observation
+from outside, but one that costs the pipeline CPU (about one query per document on a loaded
+2-core machine) and adds up to 0.1 s per document.
 """
 
 from __future__ import annotations
@@ -91,21 +99,41 @@ class VisibilityPoller(threading.Thread):
 
 
 class CountingSink:
-    """Wraps ScoredSink to count inserts and rows (rows per insert is a reported figure)."""
+    """Wraps ScoredSink to count inserts and rows (rows per insert is a reported figure) and,
+    with `acked`, to record when each document's insert was acknowledged (= queryable)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, acked: Any = None) -> None:
         self.inner = inner
+        self.acked = acked
         self.inserts = 0
         self.rows = 0
         self.largest = 0
 
     def write(self, docs: Sequence[Any]) -> int:
         written = int(self.inner.write(docs))
+        if self.acked is not None:
+            now = time.time()
+            self.acked.write("".join(f"{d.document.id}\t{now:.4f}\n" for d in docs))
         if written:
             self.inserts += 1
             self.rows += written
             self.largest = max(self.largest, written)
         return written
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of this process per thread, by Python thread name; threads Python did not
+    start (ONNX Runtime's and the tokenizer's pools, ClickHouse's) are summed as 'native'."""
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    out: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "native")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
 
 
 def run_child(spec_path: Path) -> None:
@@ -122,10 +150,11 @@ def run_child(spec_path: Path) -> None:
     classifier.predict_batch(["warm-up headline for the benchmark"] * 4)
     store = open_store(settings.clickhouse)
     migrate(store)
-    sink = CountingSink(ScoredSink(store))
+    out = (Path(spec["visibility"]).open("a", buffering=1, encoding="utf-8")
+           if spec.get("visibility") else None)
+    sink = CountingSink(ScoredSink(store), out if spec.get("acked") else None)
     poller = None
-    if spec.get("visibility"):
-        out = Path(spec["visibility"]).open("a", buffering=1, encoding="utf-8")
+    if out is not None and not spec.get("acked"):
         poller = VisibilityPoller(store, settings.worker.run_id,
                                   lambda d, t: out.write(f"{d}\t{t:.4f}\n"))
         poller.start()
@@ -134,12 +163,24 @@ def run_child(spec_path: Path) -> None:
         def reason(self, stats: Any) -> str | None:
             return "stop file" if stop_file.exists() else None
 
+    last: dict[str, Any] = {"key": None, "at": 0.0}
+
     def report(stats: Any, final: bool = False) -> None:
+        # the watchdog calls this every 0.5 s on the event loop: write only what changed (or
+        # every 2 s), so the benchmark's own bookkeeping stays out of the worker's time
+        key = (stats.messages, sink.inserts)
+        if not final and key == last["key"] and time.monotonic() - last["at"] < 2.0:
+            return
+        last.update(key=key, at=time.monotonic())
         usage = resource.getrusage(resource.RUSAGE_SELF)
         data = {"pid": os.getpid(), "messages": stats.messages, "batches": stats.batches,
                 "inserts": sink.inserts, "rows": sink.rows, "largest_insert": sink.largest,
-                "rejected": stats.rejected, "peak_rss_mb": usage.ru_maxrss / 1024,
-                "cpu_s": usage.ru_utime + usage.ru_stime, "final": final}
+                "rejected": stats.rejected,
+                "model_s": stats.model_seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "cpu_s": usage.ru_utime + usage.ru_stime, "threads": thread_cpu(),
+                "final": final}
+        if final:  # what the store holds for the run: the benchmark checks nothing is missing
+            data["stored_ids"] = sink.inner.count_documents(settings.worker.run_id)
         tmp = progress.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(progress)
@@ -147,8 +188,10 @@ def run_child(spec_path: Path) -> None:
     stats = run_worker(settings, classifier, sink, FileStop(), on_progress=report)
     if poller is not None:
         poller.stop()
-    store.close()
     report(stats, final=True)
+    store.close()
+    if out is not None:
+        out.close()
 
 
 @dataclass
@@ -164,6 +207,9 @@ class RunResult:
     rows_per_insert_paced: float | None = None
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-s per 1000 docs, by process
     bytes_per_row: float | None = None  # compressed scored_documents bytes per row (server)
+    threads: dict[str, float] = field(default_factory=dict)  # worker CPU-s/1000 by thread
+    classifier_busy: float | None = None  # share of the burst the classify thread worked
+    bare: tuple[float, float] | None = None  # bare docs/s, CPU-s/1000 right before + after
     idle_cpu_pct: float | None = None  # workers + broker while no input arrives, % of one core
     load: tuple[float, float] = (0.0, 0.0)
     note: str = ""
@@ -179,19 +225,21 @@ def percentile(values: list[float], q: float) -> float | None:
 def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
            what: str, depth: int) -> list[Table]:
     thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
-                ["backend", "workers", "docs/s", "ratio to bare", "CPU ratio",
+                ["backend", "workers", "docs/s", "bare docs/s alongside", "ratio to bare",
+                 "CPU ratio",
                  "CPU-s/1000 docs (all)",
                  "workers", "broker", "ClickHouse", "bench", "load avg"])
-    thr.add("bare predict_batch", "-", bare_rate, 1.0, 1.0, bare_cpu, bare_cpu, None, None,
-            None, None)
+    thr.add("bare predict_batch (all runs)", "-", bare_rate, bare_rate, 1.0, 1.0, bare_cpu,
+            bare_cpu, None, None, None, None)
     for r in results:
         if r.docs_per_s is None:
             thr.add(r.backend, r.workers, None, None, None, None, None, None, None, None,
-                    r.note)
+                    None, r.note)
             continue
         total = sum(v for k, v in r.cpu.items() if k != "bench")
-        thr.add(r.backend, r.workers, r.docs_per_s, r.docs_per_s / bare_rate,
-                bare_cpu / total if total else None, total,
+        near_rate, near_cpu = r.bare or (bare_rate, bare_cpu)
+        thr.add(r.backend, r.workers, r.docs_per_s, near_rate, r.docs_per_s / near_rate,
+                near_cpu / total if total else None, total,
                 r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
                 r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
     thr.notes.append(f"Model: {what}; worker.pipeline_depth {depth}. Ratio target >= 0.9. "
@@ -199,17 +247,35 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
                      "'all' = workers + broker + ClickHouse server (chdb runs inside the "
                      "worker). CPU ratio = bare CPU-s / all CPU-s per document: the "
                      "throughput ratio to expect where the pipeline has the cores to itself; "
-                     "'ratio to bare' is wall clock against the mean of two bare runs (before "
-                     "and after), so it moves with the machine's load.")
+                     "'ratio to bare' is wall clock against the bare loop run right before and "
+                     "right after that burst (same texts, batch size and threads, model warm, "
+                     "services up but idle), so load drifting between rows cancels out; "
+                     "queryable = the insert holding the document was acknowledged "
+                     "(--visibility).")
     lat = Table("Latency at half capacity, memory, inserts",
                 ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
                  "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)",
-                 "idle CPU % (workers + broker)"])
+                 "idle CPU % (workers + broker)", "classifier busy % (burst)"])
     for r in results:
         if r.docs_per_s is None:
             continue
         lat.add(r.backend, r.workers, r.paced_rate, r.latency_p50, r.latency_p99,
-                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced, r.idle_cpu_pct)
+                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced, r.idle_cpu_pct,
+                None if r.classifier_busy is None else 100 * r.classifier_busy)
     lat.notes.append("Targets: p99 <= 2 s, peak RSS <= 1.5 GB; rows/insert = documents per "
-                     "ClickHouse insert (whole batches, never single rows).")
-    return [thr, lat]
+                     "ClickHouse insert (whole batches, never single rows). Classifier busy = "
+                     "time the worker's classify thread spent decoding and in predict_batch, "
+                     "over the burst's wall time: below 100% it waited for input.")
+    per = Table("Worker CPU by thread during the burst (CPU-s/1000 docs)",
+                ["backend", "workers", "thread", "CPU-s/1000 docs", "share of worker CPU"])
+    for r in results:
+        total = sum(r.threads.values())
+        for name, cpu in sorted(r.threads.items(), key=lambda kv: -kv[1]):
+            if cpu >= 0.005:
+                per.add(r.backend, r.workers, name, cpu, cpu / total if total else None)
+    per.notes.append("finsentry-classify = decode + predict_batch's Python side; native = "
+                     "threads Python did not start (ONNX Runtime's intra-op pool, the "
+                     "tokenizer's, chdb's); MainThread = Faust's event loop (agent, inserts' "
+                     "hand-off, sends); the thread Faust names after its consumer fetches from "
+                     "Kafka. Read from /proc per thread, +-0.5 s at either end of the burst.")
+    return [thr, lat, per]

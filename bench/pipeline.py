@@ -14,14 +14,15 @@ stream, keyed by document id so partitions fill evenly):
 4. peak RSS of a worker with its models loaded; ClickHouse rows per insert;
 5. CPU seconds per 1000 documents for the workers, the broker, the ClickHouse server and the
    bench itself (producer + poller), so results on a loaded machine can still be compared.
-chdb allows one process per data path, so chdb runs with one worker only. Queryable times come
-from a 0.1 s poll (resolution ~0.1 s). The load average is recorded with every row.
+chdb allows one process per data path, so chdb runs with one worker only. A document is
+queryable when the insert holding it was acknowledged (a MergeTree insert is synchronous; every
+document is then checked to be stored), or with `--visibility poll` when a 0.1 s poll first
+sees it (see bench/_pipeline_parts.py). The load average is recorded with every row.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import shutil
@@ -97,8 +98,11 @@ class Run:
         self.poller: VisibilityPoller | None = None
         self.store: Any = None
         self.producer: Any = None
-        self.vis_file = self.dir / "visible.tsv"
-        self._vis_offset = 0
+        self.acked = args.visibility == "ack"
+        n_files = workers if self.acked else 1
+        self.vis_files = [self.dir / f"visible-{i}.tsv" for i in range(n_files)]
+        self._vis_offsets = [0] * n_files
+        self.sent: set[str] = set()  # every document id produced in this run
 
     # -- set-up / tear-down ---------------------------------------------------------------------
     def start(self) -> None:
@@ -111,6 +115,7 @@ class Run:
         if self.backend == "server":
             self.store = open_store(self.settings.clickhouse)
             migrate(self.store)
+        if self.backend == "server" and not self.acked:
             self.poller = VisibilityPoller(self.store, self.settings.worker.run_id,
                                            self.visible.__setitem__)
             self.poller.start()
@@ -120,7 +125,9 @@ class Run:
         for i in range(self.n_workers):
             spec = {"settings": data, "progress": str(self.dir / f"progress-{i}.json"),
                     "stop": str(self.dir / "stop"),
-                    "visibility": str(self.vis_file) if self.backend == "chdb" else None}
+                    "acked": self.acked,
+                    "visibility": str(self.vis_files[i if self.acked else 0])
+                    if self.acked or self.backend == "chdb" else None}
             (self.dir / f"spec-{i}.json").write_text(json.dumps(spec))
             log = (self.dir / f"worker-{i}.log").open("ab")
             env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENTRY_")}
@@ -185,16 +192,25 @@ class Run:
             return {}
 
     def refresh(self) -> None:
-        if self.backend != "chdb" or not self.vis_file.exists():
-            return
-        with self.vis_file.open(encoding="utf-8") as f:
-            f.seek(self._vis_offset)
-            chunk = f.read()
-        complete = chunk[: chunk.rfind("\n") + 1]
-        self._vis_offset += len(complete.encode("utf-8"))
-        for line in complete.splitlines():
-            doc_id, t = line.split("\t")
-            self.visible.setdefault(doc_id, float(t))
+        for k, path in enumerate(self.vis_files):
+            if not path.exists():
+                continue
+            with path.open(encoding="utf-8") as f:
+                f.seek(self._vis_offsets[k])
+                chunk = f.read()
+            complete = chunk[: chunk.rfind("\n") + 1]
+            self._vis_offsets[k] += len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                doc_id, t = line.split("\t")
+                self.visible.setdefault(doc_id, float(t))
+
+    def thread_cpu(self) -> dict[str, float]:
+        """Worker CPU-s by thread name, summed over the workers (from their progress files)."""
+        out: dict[str, float] = {}
+        for i in range(self.n_workers):
+            for name, cpu in self.progress(i).get("threads", {}).items():
+                out[name] = out.get(name, 0.0) + cpu
+        return out
 
     def wait_visible(self, ids: list[str], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -218,6 +234,9 @@ class Run:
             snap["clickhouse"] = cpu_seconds(self.env.ch_pid)
         return snap
 
+    def model_seconds(self) -> float:
+        return sum(float(self.progress(i).get("model_s", 0.0)) for i in range(self.n_workers))
+
     def totals(self) -> tuple[int, int]:
         inserts = rows = 0
         for i in range(self.n_workers):
@@ -239,6 +258,7 @@ class Run:
     def send(self, docs: list[Any]) -> dict[str, float]:
         sent: dict[str, float] = {}
         topic = self.settings.kafka.raw_topic
+        self.sent.update(d.id for d in docs)
         for d in docs:
             sent[d.id] = time.time()
             self.producer.send(topic, key=d.id.encode(), value=d.to_json())
@@ -272,7 +292,8 @@ class Run:
 
     def burst(self, docs: list[Any], result: RunResult) -> None:
         spies = self.profile()
-        before, ins0 = self.cpu_snapshot(), self.totals()
+        before, ins0, th0 = self.cpu_snapshot(), self.totals(), self.thread_cpu()
+        busy0 = self.model_seconds()
         t0 = time.time()
         self.send(docs)
         ids = [d.id for d in docs]
@@ -282,6 +303,10 @@ class Run:
                                f"queryable after {self.args.timeout}s (logs in {self.dir})")
         t1 = max(self.visible[i] for i in ids)
         after, ins1 = self.cpu_snapshot(), self.totals()
+        time.sleep(0.6)  # the next progress write (every 0.5 s) holds the threads' CPU
+        th1 = self.thread_cpu()
+        result.classifier_busy = (self.model_seconds() - busy0) / (t1 - t0) / self.n_workers
+        result.threads = {k: (th1[k] - th0.get(k, 0.0)) * 1000 / len(docs) for k in th1}
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -301,6 +326,7 @@ class Run:
             if pause > 0:
                 time.sleep(pause)
             sent[d.id] = time.time()
+            self.sent.add(d.id)
             self.producer.send(topic, key=d.id.encode(), value=d.to_json())
             self.producer.flush()
         if not self.wait_visible(list(sent), self.args.timeout):
@@ -314,7 +340,7 @@ class Run:
 
 
 def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
-            args: argparse.Namespace) -> RunResult:
+            args: argparse.Namespace, bare: Bare) -> RunResult:
     result = RunResult(backend, workers)
     run = Run(env, backend, workers, args)
     load0 = os.getloadavg()[0]
@@ -322,13 +348,21 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
         run.start()
         run.warm_up(docs["warm"])
         result.idle_cpu_pct = run.idle_cpu(args.idle_seconds)
+        before = bare.run()
         run.burst(docs["burst"], result)
+        after = bare.run()
+        result.bare = ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
         assert result.docs_per_s is not None
         rate = max(1.0, result.docs_per_s / 2)
         n = max(10, min(len(docs["paced"]), int(rate * args.paced_seconds)))
         run.paced(docs["paced"][:n], rate, result)
         result.bytes_per_row = run.bytes_per_row()
         finals = run.stop()
+        sent = len(run.sent)
+        stored = max((int(f.get("stored_ids", -1)) for f in finals), default=-1)
+        if stored != sent:  # every document counted as queryable must really be stored
+            raise RuntimeError(f"{backend}/{workers}: the store holds {stored} documents of the "
+                               f"{sent} sent (logs in {run.dir})")
         result.peak_rss_mb = max((f.get("peak_rss_mb", 0.0) for f in finals), default=None)
         result.load = (load0, os.getloadavg()[0])
     finally:
@@ -336,28 +370,45 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
     return result
 
 
-def bare(texts: list[str], args: argparse.Namespace) -> tuple[float, float, str, float]:
-    """Bare classifier: docs/s, CPU-s per 1000 docs, model description, RSS after loading."""
-    from finsentry.config import ModelSettings
-    from finsentry.models import load_classifier
+class Bare:
+    """The bare classifier, loaded once in the benchmark process: a loop over `predict_batch`
+    at the worker's batch size over the burst's texts (the same texts, in the order produced).
 
-    settings = ModelSettings.model_validate({"threads": args.threads} if args.threads else {})
-    clf = load_classifier(settings)
-    rss = peak_rss_mb(os.getpid()) or 0.0
-    b = args.batch_size
-    clf.predict_batch(texts[:b])  # warm-up
-    c0, t0 = time.process_time(), time.perf_counter()
-    for i in range(0, len(texts), b):
-        clf.predict_batch(texts[i:i + b])
-    took, cpu = time.perf_counter() - t0, time.process_time() - c0
-    pred = clf.predict_batch(texts[:1])[0]
-    engine = getattr(clf, "sentiment", None)
-    runtime = (f"{engine.backend} on {engine.device}" if engine is not None
-               else settings.backend)
-    what = f"{pred.model_name} {pred.model_version} (backend {runtime})"
-    del clf
-    gc.collect()
-    return len(texts) / took, cpu * 1000 / len(texts), what, rss
+    It runs right before and right after every burst, so each end-to-end row is compared with
+    the bare loop measured next to it in time (on a shared machine the load drifts by tens of
+    percent within minutes); the worker processes, broker and server are up but idle then.
+    """
+
+    def __init__(self, texts: list[str], args: argparse.Namespace) -> None:
+        from finsentry.config import ModelSettings
+        from finsentry.models import load_classifier
+
+        settings = ModelSettings.model_validate({"threads": args.threads} if args.threads
+                                                else {})
+        self.texts, self.batch = texts, args.batch_size
+        self.clf = load_classifier(settings)
+        self.rss = peak_rss_mb(os.getpid()) or 0.0
+        self.clf.predict_batch(texts[:self.batch])  # warm-up, as the worker's
+        pred = self.clf.predict_batch(texts[:1])[0]
+        engine = getattr(self.clf, "sentiment", None)
+        runtime = (f"{engine.backend} on {engine.device}" if engine is not None
+                   else settings.backend)
+        self.what = f"{pred.model_name} {pred.model_version} (backend {runtime})"
+        self.runs: list[tuple[float, float]] = []  # (docs/s, CPU-s per 1000 docs)
+
+    def run(self) -> tuple[float, float]:
+        """One timed pass: documents/s and CPU-s per 1000 documents."""
+        b, texts = self.batch, self.texts
+        c0, t0 = time.process_time(), time.perf_counter()
+        for i in range(0, len(texts), b):
+            self.clf.predict_batch(texts[i:i + b])
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
+        self.runs.append((len(texts) / took, cpu * 1000 / len(texts)))
+        return self.runs[-1]
+
+    def mean(self) -> tuple[float, float]:
+        return (sum(r for r, _ in self.runs) / len(self.runs),
+                sum(c for _, c in self.runs) / len(self.runs))
 
 
 def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
@@ -404,6 +455,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="use this broker instead of starting noida-db")
     ap.add_argument("--clickhouse", help="host:port of a running server instead of 18.16 here")
     ap.add_argument("--results", type=Path, default=None, help="results folder")
+    ap.add_argument("--visibility", choices=["ack", "poll"], default="ack",
+                    help="queryable = insert acknowledged (default) or first seen by a 0.1 s poll")
     ap.add_argument("--profile", type=Path, default=None,
                     help="py-spy each worker during the burst; raw stacks into this folder")
     ap.add_argument("--smoke", action="store_true", help=f"{SMOKE_DOCS} documents, 1 worker")
@@ -425,12 +478,12 @@ def main() -> None:
     sample = generate(n_warm + 2 * n, seed=11).documents
     docs = {"warm": sample[:n_warm], "burst": sample[n_warm:n_warm + n],
             "paced": sample[n_warm + n:]}
-    bare_rate, bare_cpu, what, model_rss = bare([d.classify_text for d in docs["burst"]], args)
-    print(f"bare classifier: {bare_rate:.1f} docs/s, {bare_cpu:.2f} CPU-s/1000 docs ({what})",
-          flush=True)
+    bare = Bare([d.classify_text for d in docs["burst"]], args)
+    bare_rate, bare_cpu = bare.run()
+    print(f"bare classifier: {bare_rate:.1f} docs/s, {bare_cpu:.2f} CPU-s/1000 docs "
+          f"({bare.what})", flush=True)
     stack: list[Any] = []
     results: list[RunResult] = []
-    bare_runs = [bare_rate]
     try:
         env = start_services(args, stack)
         for backend in args.backends:
@@ -438,24 +491,24 @@ def main() -> None:
                 if backend == "chdb" and w > 1:
                     results.append(RunResult(backend, w, note="n/a: one process per chdb path"))
                     continue
-                r = measure(env, backend, w, docs, args)
+                r = measure(env, backend, w, docs, args, bare)
                 print(f"{backend} x{w}: {r.docs_per_s:.1f} docs/s, p99 {r.latency_p99:.2f} s",
                       flush=True)
                 results.append(r)
-        # the machine's load drifts: measure the bare loop again and compare with the mean
-        again, again_cpu, _, _ = bare([d.classify_text for d in docs["burst"]], args)
-        print(f"bare classifier again: {again:.1f} docs/s", flush=True)
-        bare_runs.append(again)
-        bare_rate, bare_cpu = (bare_rate + again) / 2, (bare_cpu + again_cpu) / 2
+        bare_rate, bare_cpu = bare.mean()
     finally:
         for undo in reversed(stack):
             undo()
+    what = bare.what
     emit("pipeline", tables(results, bare_rate, bare_cpu, what, args.pipeline_depth),
          out_dir=args.results,
          meta={"documents": n, "batch_size": args.batch_size, "model": what,
-               "pipeline_depth": args.pipeline_depth, "bare_runs_docs_per_s": bare_runs,
+               "pipeline_depth": args.pipeline_depth,
+               "bare_runs_docs_per_s": [r for r, _ in bare.runs],
+               "bare_runs_cpu_s_per_1000": [c for _, c in bare.runs],
+               "visibility": args.visibility,
                "threads": args.threads, "bare_docs_per_s": bare_rate,
-               "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": model_rss,
+               "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": bare.rss,
                "bytes_per_row": next((r.bytes_per_row for r in results if r.bytes_per_row),
                                      None),
                "runs": [r.__dict__ for r in results]})

@@ -57,6 +57,7 @@ class BatchResult:
     scored: list[ScoredDocument] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     written: int = 0
+    classify_s: float = 0.0  # time on the classify thread (decode + the model call)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class ProcessorStats:
     rejected: int = 0
     batches: int = 0
     classify_seconds: float = 0.0
+    model_seconds: float = 0.0  # classify-thread time: busy share = model_seconds / wall time
     started_at: float = field(default_factory=time.monotonic)
     last_activity: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # when the first batch arrived (throughput excludes join)
@@ -176,9 +178,11 @@ class BatchScorer:
 
     def decode_and_classify(self, messages: Sequence[RawMessage]) -> BatchResult:
         """The first half of a pipelined batch (decode + ONE model call), nothing stored yet."""
+        started = time.perf_counter()
         docs, rejected = decode_batch(messages)
         scored, refused = self.classify(docs)
-        return BatchResult(scored=scored, rejected=rejected + refused)
+        return BatchResult(scored=scored, rejected=rejected + refused,
+                           classify_s=time.perf_counter() - started)
 
     def store(self, scored: list[ScoredDocument], rejected: list[Rejected]) -> BatchResult:
         """The second half: ONE insert (retried); documents the store refuses are rejected."""

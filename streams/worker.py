@@ -127,6 +127,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
             first = await loop.run_in_executor(classify_executor, scorer.decode_and_classify,
                                                messages)
             classified = time.monotonic()
+            stats.model_seconds += first.classify_s
             if previous is not None:
                 await previous  # re-raises the predecessor's failure: then no ack here
             store_started = time.monotonic()

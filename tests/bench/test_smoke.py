@@ -35,6 +35,10 @@ def test_pipeline_smoke(tmp_path: Path, kafka_bootstrap: str,
         assert r["latency_p50"] > 0 and r["latency_p99"] >= r["latency_p50"]
         assert r["peak_rss_mb"] > 100 and r["cpu"]["workers"] > 0
         assert r["rows_per_insert"] > 1  # whole batches, never single rows
+        assert r["bare"][0] > 0  # the bare loop ran right before and after this burst
+        assert 0 < r["classifier_busy"] <= 1.05 and r["threads"]["finsentry-classify"] > 0
+    assert record["meta"]["visibility"] == "ack"
+    assert len(record["meta"]["bare_runs_docs_per_s"]) == 5  # first, then before + after each
     assert runs["server"]["bytes_per_row"] > 0
 
 
