@@ -155,3 +155,12 @@ def test_user_paths_and_unknown_names(tmp_path: Path) -> None:
         load_classifier(ModelSettings(classifier="nope"))
     with pytest.raises(ModelError, match="has no config.json"):
         load_classifier(ModelSettings(sentiment_path=tmp_path))
+
+
+def test_onnx_threads_block_instead_of_spinning(default_classifier: Classifier) -> None:
+    """Spin-waiting ORT threads burn the CPU the pipeline's own threads (and the broker and
+    ClickHouse on the same cores) need; the sessions are built with spinning off."""
+    engine = default_classifier.sentiment
+    assert engine.backend == "onnx"
+    opts = engine._session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
