@@ -212,6 +212,10 @@ def test_realert_suppresses_and_backs_off() -> None:
 KINDS = [
     {"type": "significance", "baseline_hours": 2, "history_minutes": 180, "warmup_minutes": 60,
      "extra_windows": [30], "p_value": 0.01, "min_negatives": 2},
+    {"type": "significance", "baseline_hours": 2, "history_minutes": 180, "warmup_minutes": 60,
+     "extra_windows": [5, 30], "false_alarms_per_key_day": 10, "alpha_split": "window_length",
+     "scan_factor": 2, "min_negatives": 2, "same_hour": True, "same_hour_days": 1,
+     "same_hour_docs": 5, "prior": "fixed"},
     {**SPIKE, "alert_on_new_data": True, "spike_type": "both"},
     {"type": "baseline", "metric": "volume", "baseline_hours": 3, "min_samples": 2,
      "k_sigma": 1.5, "min_docs": 1, "history_minutes": 120},
