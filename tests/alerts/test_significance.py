@@ -9,11 +9,12 @@ from typing import Any
 
 import numpy as np
 from pydantic import TypeAdapter
+from scipy.stats import betabinom, binom
 
 from finsentry.alerts.defaults import DEFAULT_RULES
 from finsentry.alerts.evaluate import build_rule
 from finsentry.alerts.registry import RuleConfig
-from finsentry.alerts.significance import SignificanceRule
+from finsentry.alerts.significance import SignificanceRule, betabinom_sf
 from tests.alerts.synth import T0_MIN, fetched, poisson_stream
 from tests.alerts.test_kinds import run
 
@@ -132,3 +133,19 @@ def test_shipped_rule_catches_a_busy_key_fast_and_once() -> None:
                                       [(start, start + length, share)])}
         got = fired_minutes(spec, series, 1440)
         assert len(got) == 1 and 0 <= got[0][1] - start <= within, (share, got)
+
+
+def test_betabinom_tail_matches_scipy_and_the_binomial_limit() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.integers(5, 1000, 3000)
+    k = np.maximum((n * rng.uniform(0.25, 0.9, 3000)).astype(int), 1)
+    s = rng.uniform(5, 20000, 3000)
+    ours = betabinom_sf(k, n, 0.15 * s, 0.85 * s)
+    ref = betabinom.sf(k - 1, n, 0.15 * s, 0.85 * s)
+    big = ref > 1e-8  # below that scipy's 1 - cdf loses its digits
+    assert np.allclose(ours[big], ref[big], rtol=1e-2, atol=0)
+    huge = betabinom_sf(np.array([18]), np.array([23]), np.array([0.15e9]), np.array([0.85e9]))
+    assert np.isclose(huge[0], binom.sf(17, 23, 0.15), rtol=1e-4)
+    # a baseline on few documents: the same window is much less surprising
+    few = betabinom_sf(np.array([23]), np.array([66]), np.array([4.5]), np.array([25.5]))
+    assert few[0] > 100 * binom.sf(22, 66, 0.15)
