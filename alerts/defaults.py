@@ -9,6 +9,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     {"type": "significance", "name": "ticker-negative", "group_by": ["ticker"],
      "window_minutes": 15, "extra_windows": [5, 30, 60, 120, 240],
      "false_alarms_per_key_day": 0.01, "alpha_split": "window_length", "scan_factor": 8,
+     "baseline_uncertainty": True,
      "min_ratio": 1.5, "min_negatives": 4, "baseline_hours": 72, "warmup_minutes": 1440,
      "realert_minutes": 240, "severity": "warning",
      "filter": {"min_relevance": 0.5, "min_novelty": 0.3}},

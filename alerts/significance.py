@@ -76,7 +76,7 @@ class SignificanceSpec(RuleSpec):
     same_hour_days: int = Field(7, ge=1, le=30, description="Days of same-hour baseline")
     same_hour_docs: float = Field(50.0, ge=0, description="Weight (documents) of the "
                                   "all-hours baseline in the same-hour estimate")
-    baseline_uncertainty: bool = Field(True, description="Beta-binomial tail: a baseline "
+    baseline_uncertainty: bool = Field(False, description="Beta-binomial tail: a baseline "
                                        "resting on few documents needs more evidence")
     prior: Literal["global", "fixed"] = Field(
         "global", description="What keys with little history lean on: 'global' = the pooled "

@@ -215,7 +215,7 @@ KINDS = [
     {"type": "significance", "baseline_hours": 2, "history_minutes": 180, "warmup_minutes": 60,
      "extra_windows": [5, 30], "false_alarms_per_key_day": 10, "alpha_split": "window_length",
      "scan_factor": 2, "min_negatives": 2, "same_hour": True, "same_hour_days": 1,
-     "same_hour_docs": 5, "prior": "fixed"},
+     "same_hour_docs": 5, "prior": "fixed", "baseline_uncertainty": True},
     {**SPIKE, "alert_on_new_data": True, "spike_type": "both"},
     {"type": "baseline", "metric": "volume", "baseline_hours": 3, "min_samples": 2,
      "k_sigma": 1.5, "min_docs": 1, "history_minutes": 120},
