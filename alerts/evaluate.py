@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finsentry.alerts.base import (
+    SCORE_SCALE,
     AlertEvent,
     Conditions,
     KeyData,
@@ -40,36 +41,31 @@ from finsentry.errors import AlertError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from finsentry.store import Store
 
+# One row per stored rollup row, grouped by key on the server without a per-minute GROUP BY
+# (a hash table of key x minute cells costs more than the numpy scatter that replaces it):
+# `h` identifies the key (cityHash64 of its columns), `k<j>` carry the key's values on its first
+# row only, `packed` = minute offset << 40 | documents << 20 | negatives (each capped at
+# 2^20 - 1 per rollup row). Read as Arrow: no Python object per row on either transport.
 _FETCH_SQL = """
-SELECT {outer_keys}{arrays}
+SELECT h, {names}packed{score_cols}
 FROM (
-    SELECT {inner_keys}toUInt64(intDiv(toUInt32(minute), 60) - %(lo_min)s) AS m,
-           toUInt64(least(sum({measure}), 1048575)) AS d,
-           toUInt64(least(sumIf({measure}, sentiment = 'negative'), 1048575)) AS n,
-           toInt64(round(sum(score_sum) * 1000000)) AS s,
-           toUInt64(sum(docs)) AS r
+    SELECT {key_cols}groupArray(bitOr(
+               bitShiftLeft(toUInt64(intDiv(toUInt32(minute), 60) - %(lo_min)s), 40),
+               bitOr(bitShiftLeft(toUInt64(least({measure}, 1048575)), 20),
+                     if(sentiment = 'negative', toUInt64(least({measure}, 1048575)),
+                        toUInt64(0))))) AS ps{score_arrays}
     FROM sentiment_rollup
     WHERE run_id = %(run_id)s
-      AND minute >= toDateTime(%(lo)s, 'UTC') AND minute < toDateTime(%(hi)s, 'UTC'){filters}
-    GROUP BY {group_inner}m
-){group_outer}
+      AND minute >= toDateTime(%(lo)s, 'UTC') AND minute < toDateTime(%(hi)s, 'UTC'){filters}{group}
+)
+ARRAY JOIN ps AS packed, arrayEnumerate(ps) AS i{score_join}
 """
-
-# Per key, minute offset, documents and negatives packed in one integer per minute (40 + 20 +
-# 20 bits; counts capped at 2^20 - 1 per key-minute), as comma-joined text that numpy parses in
-# C: no Python object per key-minute. Score sums and ticker rows only for mean_score rules.
-_PACKED = ("arrayStringConcat(arrayMap(x -> toString(x), groupArray(bitOr(bitOr(bitShiftLeft(m, "
-           "40), bitShiftLeft(d, 20)), n))), ',') AS packed")
-_SCORES = ", ".join(
-    f"arrayStringConcat(arrayMap(x -> toString(x), groupArray({c})), ',') AS {c}s"
-    for c in ("s", "r"))
-
-
-def _column(text: str) -> np.ndarray:
-    return np.fromstring(text, dtype=np.int64, sep=",") if text else np.zeros(0, dtype=np.int64)
+_SCORE_ARRAYS = ", groupArray(toFloat64(score_sum)) AS ss, groupArray(toUInt64(docs)) AS rs"
+_MASK = 0xFFFFF
 
 
 def build_rule(spec: RuleSpec) -> Rule:
@@ -99,13 +95,15 @@ class Fetched:
 
 
 def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> Fetched:
-    """ONE query: per key arrays of (minute, docs, negative, score, rows) for the lookback."""
+    """ONE query: every stored rollup row of the lookback as (key, minute, documents,
+    negatives[, score, rows]) columns, summed into dense per-key minutes with numpy."""
     spec = rule.spec
     lo = (first_eval - rule.lookback_minutes()) // 60 * 60  # hour aligned: hourly baselines
     keys = list(spec.group_by)
     f = spec.filter
     by_ticker = "ticker" in keys or bool(f.tickers)
-    clauses: list[str] = []
+    # '' = documents naming no ticker/topic: not a key to alert on
+    clauses: list[str] = [f"{k} != ''" for k in keys]
     params: dict[str, Any] = {"run_id": run_id, "lo": minute_dt(lo), "hi": minute_dt(end),
                               "lo_min": lo}
     for column, values in (("topic", f.topics), ("ticker", f.tickers), ("source", f.sources),
@@ -119,35 +117,88 @@ def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> F
     if f.min_novelty > 0:
         clauses.append("novelty_tenths >= %(min_nov)s")
         params["min_nov"] = math.floor(f.min_novelty * 10 + 1e-9)
-    cols = "".join(f"{k}, " for k in keys)  # Literal-validated column names, never user text
+    cols = ", ".join(keys)  # Literal-validated column names, never user text
     scores = spec.metric == "mean_score"
     sql = _FETCH_SQL.format(
-        arrays=_PACKED + (", " + _SCORES if scores else ""), outer_keys=cols, inner_keys=cols,
+        names="".join(f"if(i = 1, {k}, '') AS k{j}, " for j, k in enumerate(keys)),
+        key_cols=f"{cols}, cityHash64({cols}) AS h, " if keys else "toUInt64(0) AS h, ",
         measure="docs" if by_ticker else "docs_once",
-        filters="".join(f"\n      AND {c}" for c in clauses), group_inner=cols,
-        group_outer=f"\nGROUP BY {', '.join(keys)}\nORDER BY {', '.join(keys)}" if keys else "")
-    rows = store.query(sql, params)
-    out = Fetched(first_minute=lo, minutes=end - lo)
-    total = _empty(out.minutes, lo)
-    for row in rows:
-        key = {k: str(row[k]) for k in keys}
-        if not all(key.values()) or not row["packed"]:
-            continue  # '' = documents naming no ticker/topic: not a key to alert on
-        packed = _column(str(row["packed"]))
-        ix = packed >> 40
-        data = _empty(out.minutes, lo)
-        data.docs[ix] = (packed >> 20) & 0xFFFFF
-        data.neg[ix] = packed & 0xFFFFF
-        if scores:
-            data.score[ix] = _column(str(row["ss"]))
-            data.rows[ix] = _column(str(row["rs"]))
+        score_arrays=_SCORE_ARRAYS if scores else "",
+        score_cols=", s, r" if scores else "", score_join=", ss AS s, rs AS r" if scores else "",
+        filters="".join(f"\n      AND {c}" for c in clauses),
+        group=f"\n    GROUP BY {cols}" if keys else "")
+    table = store.query_arrow(sql, params)
+    return _densify(table, keys, lo, end - lo, scores, rule.needs_global())
+
+
+def _numpy(table: pa.Table, name: str, dtype: type = np.int64) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy()).view(dtype) if dtype is np.int64 \
+        else np.asarray(table.column(name).to_numpy(), dtype=dtype)
+
+
+def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bool,
+             with_total: bool) -> Fetched:
+    """Sum the query's rows into one dense (keys x minutes) array per measure; each key's
+    KeyData holds read-only row views of them (no per-key allocation)."""
+    import pyarrow.compute as pc
+
+    out = Fetched(first_minute=lo, minutes=minutes)
+    rows = table.num_rows
+    if rows:
+        h = _numpy(table, "h")
+        if keys:  # the rows that name their key: one per key
+            named = np.flatnonzero(np.asarray(pc.binary_length(table.column("k0"))) > 0)
+            names = [tuple(str(v) for v in table.column(f"k{j}").take(named).to_pylist())
+                     for j in range(len(keys))]
+            found = list(zip(*names, strict=True))
         else:
-            data.rows[ix] = data.docs[ix]
-        for name in ("docs", "neg", "score", "rows"):
-            getattr(total, name)[ix] += getattr(data, name)[ix]
-        out.keys.append(key)
-        out.data.append(data)
-    out.total = total if rule.needs_global() else None
+            named, found = np.zeros(1, dtype=np.int64), [()]
+        order = sorted(range(len(found)), key=lambda j: found[j])  # keys in sorted order
+        rank = np.empty(len(found), dtype=np.int64)
+        rank[order] = np.arange(len(found))
+        hashes = h[named]
+        by_hash = np.argsort(hashes)
+        sorted_hashes = hashes[by_hash]
+        if len(np.unique(sorted_hashes)) != len(sorted_hashes):
+            raise AlertError(f"two keys of {', '.join(keys)} share a hash; cannot tell "
+                             f"their rows apart")
+        # rows of one key are contiguous in practice: map runs, not rows (correct either way)
+        starts = np.flatnonzero(np.concatenate(([True], h[1:] != h[:-1])))
+        run_key = rank[by_hash[np.searchsorted(sorted_hashes, h[starts])]]
+        lengths = np.diff(np.append(starts, rows))
+        packed = _numpy(table, "packed")
+        cell = np.repeat(run_key * minutes, lengths)
+        cell += packed >> 40
+        k = len(found)
+        docs = _scatter(cell, (packed >> 20) & _MASK, k * minutes).reshape(k, minutes)
+        neg = _scatter(cell, packed & _MASK, k * minutes).reshape(k, minutes)
+        if scores:
+            ssum = np.zeros(k * minutes)
+            np.add.at(ssum, cell, _numpy(table, "s", np.float64))
+            score = np.round(ssum * SCORE_SCALE).astype(np.int64).reshape(k, minutes)
+            nrows = _scatter(cell, _numpy(table, "r"), k * minutes).reshape(k, minutes)
+        else:
+            score = np.zeros((1, minutes), dtype=np.int64)  # shared by every key
+            nrows = docs
+        for a in (docs, neg, score, nrows):
+            a.setflags(write=False)
+        for j in order:
+            i = int(rank[j])
+            out.keys.append(dict(zip(keys, found[j], strict=True)))
+            out.data.append(KeyData(docs[i], neg[i], score[i if scores else 0], nrows[i],
+                                    first_minute=lo))
+        if with_total:
+            out.total = KeyData(docs.sum(axis=0), neg.sum(axis=0), score.sum(axis=0),
+                                nrows.sum(axis=0), first_minute=lo)
+    elif with_total:
+        out.total = _empty(minutes, lo)
+    return out
+
+
+def _scatter(cell: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """Sum `values` into a zeroed array at `cell` (several rollup rows may share a minute)."""
+    out = np.zeros(size, dtype=np.int64)
+    np.add.at(out, cell, values)
     return out
 
 

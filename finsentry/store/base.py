@@ -37,6 +37,7 @@ from finsentry.store.faults import OutageLog
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,6 +125,14 @@ class Store(ABC):
     @abstractmethod
     def _query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; return column names and row tuples (DateTime as aware UTC datetime)."""
+
+    def _query_arrow(self, sql: str) -> pa.Table:
+        """Run a SELECT into an Arrow table; transports override this with a columnar read
+        (this fallback goes through Python rows)."""
+        import pyarrow as pa
+
+        columns, rows = self._query(sql)
+        return pa.table({c: [row[i] for row in rows] for i, c in enumerate(columns)})
 
     @abstractmethod
     def _insert(self, table: str, columns: list[str], rows: list[Row]) -> None:
@@ -229,6 +238,13 @@ class Store(ABC):
 
         columns, rows = self._query_columns(sql, params, retry)
         return pd.DataFrame.from_records(rows, columns=columns)
+
+    def query_arrow(self, sql: str, params: Mapping[str, Any] | None = None, *,
+                    retry: bool = True) -> pa.Table:
+        """Run a SELECT into a pyarrow Table: columnar, no Python object per value, so numeric
+        columns reach numpy without a copy (bulk reads such as a rule's range of minutes)."""
+        text = bind(sql, params)
+        return self._call(lambda: self._query_arrow(text), f"query {describe(sql)}", retry)
 
     def _query_columns(self, sql: str, params: Mapping[str, Any] | None,
                        retry: bool) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -15,12 +15,15 @@ import re
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finsentry.config import ClickHouseSettings
 from finsentry.errors import StoreDataError, StoreError
 from finsentry.store.base import DATETIME_FORMAT, Row, Store, TransientStoreError, utc_text
 from finsentry.store.faults import classify_code, code_in
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 # Session-wide settings so results and inserts behave like the native transport.
 _SESSION_SETTINGS = (
@@ -29,6 +32,9 @@ _SESSION_SETTINGS = (
     "SET input_format_skip_unknown_fields = 0",
     "SET session_timezone = 'UTC'",
     "SET output_format_json_validate_utf8 = 1",
+    # query_arrow: read in this process, so compressing the stream only costs CPU twice
+    "SET output_format_arrow_compression_method = 'none'",
+    "SET output_format_arrow_string_as_string = 1",
 )
 
 
@@ -105,6 +111,14 @@ class EmbeddedStore(Store):
         rows = [tuple(_typed(v, t) for v, t in zip(values, types, strict=True))
                 for values in doc["data"]]
         return columns, rows
+
+    def _query_arrow(self, sql: str) -> pa.Table:
+        import pyarrow as pa
+
+        result = self._run(sql, "ArrowStream")
+        if not result.size():
+            return pa.table({})
+        return pa.ipc.open_stream(pa.py_buffer(result.bytes())).read_all()
 
     def _insert(self, table: str, columns: list[str], rows: list[Row]) -> None:
         body = "\n".join(json.dumps(row, ensure_ascii=False, default=_json_default)

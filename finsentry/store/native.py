@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import struct
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clickhouse_driver import Client
 from clickhouse_driver import errors as ch_errors
@@ -19,6 +19,9 @@ from finsentry.errors import StoreDataError, StoreError
 from finsentry.store.base import Row, Store, TransientStoreError
 from finsentry.store.cluster import create_database
 from finsentry.store.faults import classify_code
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _NETWORK_ERRORS = (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError)
 # The server answered something that is not the native protocol (an HTTP port, another service).
@@ -115,6 +118,11 @@ class NativeStore(Store):
         rows, types = self._guard(lambda: client.execute(sql, with_column_types=True))
         columns = [name for name, _type in types]
         return columns, [tuple(_utc(v) for v in row) for row in rows]
+
+    def _query_arrow(self, sql: str) -> pa.Table:
+        client = self._connected()
+        # use_numpy: numeric columns straight from the wire buffers, strings as Arrow buffers
+        return self._guard(lambda: client.query_arrow(sql, settings={"use_numpy": True}))
 
     def _insert(self, table: str, columns: list[str], rows: list[Row]) -> None:
         client = self._connected()
