@@ -130,10 +130,16 @@ class ModelSettings(Section):
     zh_sentiment_path: Path | None = Field(None, description="Chinese sentiment model folder")
     en_multitask_path: Path | None = Field(
         None, description="English multi-task folder (sentiment+topic heads, one pass); unset = "
-        "the shipped en-multitask when present and no sentiment/topic path is set")
+        "the shipped en-multitask when present, listed in multitask_languages and no "
+        "sentiment/topic path is set")
     zh_multitask_path: Path | None = Field(
         None, description="Chinese multi-task folder (sentiment+topic heads); unset = the "
-        "shipped zh-multitask when present and zh_sentiment_path is unset")
+        "shipped zh-multitask when present, listed in multitask_languages and "
+        "zh_sentiment_path is unset")
+    multitask_languages: list[Literal["en", "zh"]] = Field(
+        default_factory=lambda: list[Literal["en", "zh"]](["zh"]),
+        description="Languages the shipped multi-task checkpoint serves by default when present "
+        "(en-multitask is opt-in: it misses a clear negative case, see its card)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_length: int = Field(128, ge=8, le=512)
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")

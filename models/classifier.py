@@ -101,7 +101,7 @@ class DefaultClassifier(Classifier):
         }
         en_mt = settings.en_multitask_path or (
             None if settings.sentiment_path or settings.topic_path
-            else _shipped_mt("en-multitask"))
+            else _shipped_mt("en-multitask") if "en" in settings.multitask_languages else None)
         self.en_multitask = MultiTaskModel(en_mt, **kw) if en_mt else None
         self.topic: TextModel | None = None
         if self.en_multitask is not None:
@@ -112,7 +112,8 @@ class DefaultClassifier(Classifier):
             self.topic = TextModel(_need(settings.topic_path or shipped("en-topic"),
                                          "English topic", "topic_path"), **kw)
         zh_mt = settings.zh_multitask_path or (
-            None if settings.zh_sentiment_path else _shipped_mt("zh-multitask"))
+            None if settings.zh_sentiment_path or "zh" not in settings.multitask_languages
+            else _shipped_mt("zh-multitask"))
         self.zh_multitask = MultiTaskModel(zh_mt, **kw) if zh_mt else None
         zh_path = None if zh_mt else settings.zh_sentiment_path or shipped("zh-sentiment")
         self.zh_sentiment: TextModel | None = (
