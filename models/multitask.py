@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from finsentry.errors import ModelError
-from finsentry.models.engine import Head, TextModel
+from finsentry.models.engine import Head, TextModel, quiet_libraries
 
 HEADS_FILE = "heads.safetensors"
 FORMAT = "finsentry-heads/1"
@@ -155,4 +155,5 @@ class MultiTaskModel(TextModel):
                 for n, h in spec["heads"].items()}
 
     def _load_torch(self) -> Any:
-        return load_net(self.path)[0]
+        with quiet_libraries():  # no weight-loading bars or load reports on a first demo
+            return load_net(self.path)[0]
