@@ -26,13 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from _results import Table, emit
 
 from finsentry.models.calibration import format_ci
 from finsentry.models.engine import TextModel
 from finsentry.models.evaluate import evaluate
 from finsentry.models.multitask import MultiTaskModel, is_multitask
-from finsentry.models.ngram import load_blend
+from finsentry.models.ngram import Blend, load_blend, sentiment_probs
 from finsentry.models.paths import CHECKPOINTS, PROJECT_ROOT
 
 SETS = {"en-sentiment": ["fpb50", "fpball", "tfns"], "en-topic": ["topic"],
@@ -72,9 +73,8 @@ def accuracy_table(data: Path, threads: int, cache: Path,
                 report.update(evaluate(predict, [s], data))
             blend = load_blend(m) if name.startswith("zh-") else None
             if blend is not None:  # what the default classifier serves for Chinese text
-                def served(t: list[str], m: TextModel = m, b: object = blend) -> object:
-                    sent = m.head_probs(t)["sentiment"] if "sentiment" in m.heads else m.probs(t)
-                    return b.blend(sent, t)  # type: ignore[attr-defined]
+                def served(t: list[str], m: TextModel = m, b: Blend = blend) -> np.ndarray:
+                    return b.blend(sentiment_probs(m, t), t)
 
                 report.update({f"finfe (+ n-gram blend, w={blend.weight})": r
                                for r in evaluate(served, ["finfe"], data).values()})

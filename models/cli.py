@@ -250,10 +250,10 @@ def soft_labels_command(settings: Settings, teacher: Path, out: Path, chunk: int
 
 
 def _shipped_zh() -> Path | None:
-    from finsentry.models.paths import CHECKPOINTS, shipped
+    from finsentry.models.classifier import _shipped_mt
+    from finsentry.models.paths import shipped
 
-    mt = CHECKPOINTS / "zh-multitask"
-    return mt if (mt / "heads.safetensors").is_file() else shipped("zh-sentiment")
+    return _shipped_mt("zh-multitask") or shipped("zh-sentiment")
 
 
 @models_group.command("ngram-blend")

@@ -21,7 +21,6 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 ARTEFACTS = Path(__file__).resolve().parent / "artefacts"
-BLEND_FILE = "zh-sentiment-ngram-blend.npz"
 N_FEATURES = 2 ** 16
 NGRAMS = (1, 3)
 
@@ -148,7 +147,7 @@ def choose_weight(enc: np.ndarray, ng: np.ndarray, y: Sequence[int]) -> float:
     return max((round(w, 2) for w in np.linspace(0, 1, 21)), key=key)
 
 
-def _sentiment_probs(encoder: Any, texts: Sequence[str]) -> np.ndarray:
+def sentiment_probs(encoder: Any, texts: Sequence[str]) -> np.ndarray:
     """The sentiment head of a multi-task encoder, else the model's only head."""
     if "sentiment" in getattr(encoder, "heads", {}):
         return np.asarray(encoder.head_probs(texts)["sentiment"])
@@ -176,7 +175,7 @@ def fit_zh_blend(root: Path, encoder: Any, out: Path, command: str = "",
         with np.load(cache) as z:
             enc_dev, enc_test = z["dev"], z["test"]
     else:
-        enc_dev, enc_test = _sentiment_probs(encoder, dev.texts), _sentiment_probs(encoder,
+        enc_dev, enc_test = sentiment_probs(encoder, dev.texts), sentiment_probs(encoder,
                                                                                 test.texts)
         np.savez(cache, dev=enc_dev, test=enc_test)
     w = choose_weight(enc_dev, NgramModel.fit(fit.texts, fit.targets, n_features=n_features)
