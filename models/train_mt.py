@@ -138,9 +138,21 @@ def _build_net(cfg: MTConfig, base_dir: Path, labels: dict[str, tuple[str, ...]]
     encoder = AutoModel.from_pretrained(base_dir, **kw)
     if cfg.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
-    from finsentry.models.multitask import build_net
+    from finsentry.models.multitask import HEADS_FILE, build_net, read_spec
 
-    return build_net(encoder, {h: len(lab) for h, lab in labels.items()})
+    net = build_net(encoder, {h: len(lab) for h, lab in labels.items()})
+    if (base_dir / HEADS_FILE).is_file():  # a multi-task checkpoint: continue from its heads
+        from safetensors.torch import load_file
+
+        spec = read_spec(base_dir)["heads"]
+        weights = load_file(str(base_dir / HEADS_FILE))
+        for h, lab in labels.items():
+            if h in spec and tuple(spec[h]["labels"]) == tuple(lab):
+                net.heads[h].load_state_dict({k.split(".", 1)[1]: v.float()
+                                              for k, v in weights.items()
+                                              if k.split(".", 1)[0] == h})
+                log.info("head %s initialised from %s", h, base_dir)
+    return net
 
 
 def _head_logits(net: Any, tok: Any, texts: list[str], labels: dict[str, tuple[str, ...]],
