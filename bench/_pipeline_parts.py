@@ -226,20 +226,21 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
            what: str, depth: int) -> list[Table]:
     thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
                 ["backend", "workers", "docs/s", "bare docs/s alongside", "ratio to bare",
-                 "CPU ratio",
+                 "CPU ratio", "worker CPU ratio",
                  "CPU-s/1000 docs (all)",
                  "workers", "broker", "ClickHouse", "bench", "load avg"])
-    thr.add("bare predict_batch (all runs)", "-", bare_rate, bare_rate, 1.0, 1.0, bare_cpu,
-            bare_cpu, None, None, None, None)
+    thr.add("bare predict_batch (all runs)", "-", bare_rate, bare_rate, 1.0, 1.0, 1.0,
+            bare_cpu, bare_cpu, None, None, None, None)
     for r in results:
         if r.docs_per_s is None:
             thr.add(r.backend, r.workers, None, None, None, None, None, None, None, None,
-                    None, r.note)
+                    None, None, r.note)
             continue
         total = sum(v for k, v in r.cpu.items() if k != "bench")
         near_rate, near_cpu = r.bare or (bare_rate, bare_cpu)
         thr.add(r.backend, r.workers, r.docs_per_s, near_rate, r.docs_per_s / near_rate,
-                near_cpu / total if total else None, total,
+                near_cpu / total if total else None,
+                near_cpu / r.cpu["workers"] if r.cpu.get("workers") else None, total,
                 r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
                 r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
     thr.notes.append(f"Model: {what}; worker.pipeline_depth {depth}. Ratio target >= 0.9. "
@@ -247,6 +248,9 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
                      "'all' = workers + broker + ClickHouse server (chdb runs inside the "
                      "worker). CPU ratio = bare CPU-s / all CPU-s per document: the "
                      "throughput ratio to expect where the pipeline has the cores to itself; "
+                     "worker CPU ratio = bare CPU-s / the workers' own CPU-s (broker and "
+                     "ClickHouse server left out: on a deployment they have machines of their "
+                     "own; chdb stays in, it runs inside the worker); "
                      "'ratio to bare' is wall clock against the bare loop run right before and "
                      "right after that burst (same texts, batch size and threads, model warm, "
                      "services up but idle), so load drifting between rows cancels out; "

@@ -137,9 +137,9 @@ class ModelSettings(Section):
         "shipped zh-multitask when present, listed in multitask_languages and "
         "zh_sentiment_path is unset")
     multitask_languages: list[Literal["en", "zh"]] = Field(
-        default_factory=lambda: list[Literal["en", "zh"]](["zh"]),
-        description="Languages the shipped multi-task checkpoint serves by default when present "
-        "(en-multitask is opt-in: it misses a clear negative case, see its card)")
+        default_factory=lambda: list[Literal["en", "zh"]](["en", "zh"]),
+        description="Languages the shipped multi-task checkpoint (one pass, both heads) serves "
+        "by default when present; a language left out uses the separate models")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_length: int = Field(128, ge=8, le=512)
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")

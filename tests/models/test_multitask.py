@@ -125,6 +125,22 @@ def test_resume_after_a_killed_stage(tiny_base: Path, mt_model: tuple[Path, dict
     assert json.loads((out / "training.json").read_text())["metrics"]["best_step"] > 0
 
 
+def test_a_multitask_base_continues_from_its_heads(mt_model: tuple[Path, dict]) -> None:
+    """`--base <multi-task folder>` starts a new stage from that checkpoint's encoder AND heads
+    (how the shipped en-multitask's second stage was trained), not from fresh heads."""
+    import torch
+    from safetensors.torch import load_file
+
+    from finsentry.models.train_mt import _build_net
+
+    path, _ = mt_model
+    labels = {h: s.labels for h, s in tiny_tasks().items()}
+    net = _build_net(mt_config(path, path / "unused"), path, labels)
+    saved = load_file(str(path / "heads.safetensors"))
+    for name, tensor in net.heads.state_dict().items():
+        assert torch.allclose(tensor, saved[name].float())
+
+
 def test_taxonomy_links_topics_across_languages() -> None:
     from finsentry.models.data import TOPIC_LABELS, ZH_TOPIC_LABELS
     from finsentry.models.taxonomy import THEMES, theme, topics_for

@@ -97,3 +97,14 @@ def test_chinese_clear_cases_on_the_multitask_checkpoint(default_classifier: Cla
     ])
     assert neg.sentiment == "negative", neg.sentiment_probs
     assert policy.topic == "政策" and policy.extra["theme"] == "central_banks_policy"
+
+
+@pytest.mark.skipif("en-multitask" not in MULTITASK, reason="en-multitask is not shipped yet")
+def test_english_default_is_the_one_pass_multitask_checkpoint(default_classifier: Classifier
+                                                               ) -> None:
+    """English documents cost ONE forward pass: the default serves them from en-multitask
+    (sentiment and topic heads of one encoder), the clear cases above included."""
+    assert default_classifier.topic is None
+    (p,) = default_classifier.predict_batch(["the company filed for bankruptcy"])
+    assert "en-multitask" in p.model_name and p.sentiment == "negative", p.sentiment_probs
+    assert p.topic is not None
