@@ -51,6 +51,11 @@ BURST = [
     "Depositors pull funds from {name} after loss disclosure",
     "${ticker} is collapsing, this is getting ugly. Selling everything",
     "{name} suspends dividend after unexpected quarterly loss",
+    "{name} shares plunge {pct}% after profit warning",
+    "{name} swings to a quarterly net loss and misses estimates",
+    "Investors sue {name} over hidden trading losses",
+    "Moody's downgrades {name} as bad loans pile up",
+    "{name} cuts full-year outlook as loan defaults climb",
 ]
 COMMENTS_EN = [
     ("${ticker} looking strong into earnings, adding more", "positive"),
