@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
@@ -99,6 +100,14 @@ class KeyData:
 
 
 @dataclass
+class KeyBlock:
+    """The keys x minutes arrays the KeyData rows are views of (`docs`, `neg`; integer, exact)."""
+
+    docs: np.ndarray
+    neg: np.ndarray
+
+
+@dataclass
 class Conditions:
     """Per evaluated minute of one key (arrays of equal length)."""
 
@@ -115,6 +124,38 @@ class Conditions:
         nan = np.full(n, np.nan)
         return cls(np.zeros(n, dtype=bool), nan, nan.copy(), nan.copy(), nan.copy(),
                    np.zeros(n, dtype=np.int64))
+
+    def take(self, positions: np.ndarray) -> Conditions:
+        """The conditions at `positions` only (what events report)."""
+        return Conditions(self.held[positions], self.value[positions],
+                          self.baseline[positions], self.threshold[positions],
+                          self.p_value[positions], self.doc_count[positions],
+                          None if self.window is None else self.window[positions])
+
+
+class Batch:
+    """The conditions of every key of one fetch, for the range evaluator: `held(i)` is key i's
+    condition per evaluated minute, `at(i, positions)` its Conditions at a few of them (the
+    minutes with a transition). This default asks `Rule.conditions` key by key; a kind can
+    compute `held` for all keys at once and the details only where asked."""
+
+    def __init__(self, rule: Rule, data: Sequence[KeyData], first_eval: int, n: int,
+                 total: KeyData | None) -> None:
+        self.rule, self.data, self.first_eval, self.n, self.total = \
+            rule, data, first_eval, n, total
+        self._last: tuple[int, Conditions] | None = None
+
+    def _conditions(self, i: int) -> Conditions:
+        if self._last is None or self._last[0] != i:
+            self._last = (i, self.rule.conditions(self.data[i], self.first_eval, self.n,
+                                                  self.total))
+        return self._last[1]
+
+    def held(self, i: int) -> np.ndarray:
+        return self._conditions(i).held
+
+    def at(self, i: int, positions: np.ndarray) -> Conditions:
+        return self._conditions(i).take(positions)
 
 
 def rolling(x: np.ndarray, w: int) -> np.ndarray:
@@ -223,6 +264,11 @@ class Rule(ABC):
     def needs_global(self) -> bool:
         """Whether `conditions` wants the all-keys series (a prior)."""
         return False
+
+    def batch(self, data: Sequence[KeyData], first_eval: int, n: int,
+              total: KeyData | None = None, block: KeyBlock | None = None) -> Batch:
+        """Conditions of all keys of one fetch (`block`: the same data as 2-D arrays)."""
+        return Batch(self, data, first_eval, n, total)
 
     @abstractmethod
     def conditions(self, data: KeyData, first_eval: int, n: int,

@@ -28,6 +28,7 @@ from finsentry.alerts.base import (
     SCORE_SCALE,
     AlertEvent,
     Conditions,
+    KeyBlock,
     KeyData,
     Rule,
     RuleSpec,
@@ -92,6 +93,7 @@ class Fetched:
     keys: list[dict[str, str]] = field(default_factory=list)
     data: list[KeyData] = field(default_factory=list)
     total: KeyData | None = None
+    block: KeyBlock | None = None  # the keys x minutes arrays `data` are rows of
 
 
 def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> Fetched:
@@ -170,13 +172,16 @@ def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bo
         cell = np.repeat(run_key * minutes, lengths)
         cell += packed >> 40
         k = len(found)
-        docs = _scatter(cell, (packed >> 20) & _MASK, k * minutes).reshape(k, minutes)
-        neg = _scatter(cell, packed & _MASK, k * minutes).reshape(k, minutes)
+        counts = (packed >> 20) & _MASK
+        # int32 when every sum of the fetch fits (cumsums of half the width run ~10x faster)
+        dtype = np.int32 if int(counts.sum()) < 2**31 else np.int64
+        docs = _scatter(cell, counts, k * minutes, dtype).reshape(k, minutes)
+        neg = _scatter(cell, packed & _MASK, k * minutes, dtype).reshape(k, minutes)
         if scores:
             ssum = np.zeros(k * minutes)
             np.add.at(ssum, cell, _numpy(table, "s", np.float64))
             score = np.round(ssum * SCORE_SCALE).astype(np.int64).reshape(k, minutes)
-            nrows = _scatter(cell, _numpy(table, "r"), k * minutes).reshape(k, minutes)
+            nrows = _scatter(cell, _numpy(table, "r"), k * minutes, np.int64).reshape(k, minutes)
         else:
             score = np.zeros((1, minutes), dtype=np.int64)  # shared by every key
             nrows = docs
@@ -187,19 +192,21 @@ def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bo
             out.keys.append(dict(zip(keys, found[j], strict=True)))
             out.data.append(KeyData(docs[i], neg[i], score[i if scores else 0], nrows[i],
                                     first_minute=lo))
+        out.block = KeyBlock(docs, neg)
         if with_total:
-            out.total = KeyData(docs.sum(axis=0), neg.sum(axis=0), score.sum(axis=0),
-                                nrows.sum(axis=0), first_minute=lo)
+            total_docs = docs.sum(axis=0, dtype=np.int64)
+            out.total = KeyData(total_docs, neg.sum(axis=0, dtype=np.int64), score.sum(axis=0),
+                                total_docs if nrows is docs else nrows.sum(axis=0),
+                                first_minute=lo)
     elif with_total:
         out.total = _empty(minutes, lo)
     return out
 
 
-def _scatter(cell: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
-    """Sum `values` into a zeroed array at `cell` (several rollup rows may share a minute)."""
-    out = np.zeros(size, dtype=np.int64)
-    np.add.at(out, cell, values)
-    return out
+def _scatter(cell: np.ndarray, values: np.ndarray, size: int, dtype: type) -> np.ndarray:
+    """Sum `values` into a zeroed array at `cell` (several rollup rows may share a minute);
+    bincount sums in float64, exact below 2^53, and is ~5x faster than np.add.at."""
+    return np.bincount(cell, weights=values, minlength=size).astype(dtype)
 
 
 def _empty(n: int, first: int) -> KeyData:
@@ -243,20 +250,22 @@ def evaluate_fetched(rule: Rule, run_id: str, fetched: Fetched, first: int, stop
     life = lifecycle_of(rule)
     events: list[AlertEvent] = []
     seen: set[str] = set()
-    for key, data in zip(fetched.keys, fetched.data, strict=True):
+    batch = rule.batch(fetched.data, offset, n, fetched.total, fetched.block)
+    for i, key in enumerate(fetched.keys):
         gk = key_text(key)
         seen.add(gk)
         st = state.keys.setdefault(gk, KeyState())
-        cond = rule.conditions(data, offset, n, fetched.total)
-        for t in life.advance(cond.held, first, st):
-            events.append(_event(rule, run_id, gk, key, t.state, t.index, first, t.fired_minute,
-                                 cond))
+        found = life.advance(batch.held(i), first, st)
+        if found:  # the figures only where an event reports them
+            cond = batch.at(i, np.array([t.index for t in found], dtype=np.intp))
+            events += [_event(rule, run_id, gk, key, t.state, t.index, j, first,
+                              t.fired_minute, cond) for j, t in enumerate(found)]
     empty = np.zeros(n, dtype=bool)
     for gk, st in state.keys.items():  # keys with no data in reach: their conditions are false
         if gk not in seen and not st.idle():
             for t in life.advance(empty, first, st):
-                events.append(_event(rule, run_id, gk, _parse_key(gk), t.state, t.index, first,
-                                     t.fired_minute, Conditions.empty(n)))
+                events.append(_event(rule, run_id, gk, _parse_key(gk), t.state, t.index,
+                                     t.index, first, t.fired_minute, Conditions.empty(n)))
     state.through = stop
     events.sort(key=lambda e: (e.event_time, e.group_key, e.state))
     return events
@@ -270,12 +279,13 @@ def _num(a: np.ndarray, i: int) -> float:
     return float(a[i])
 
 
-def _event(rule: Rule, run_id: str, gk: str, key: dict[str, str], state: str, i: int,
-           first: int, fired: int, cond: Conditions) -> AlertEvent:
+def _event(rule: Rule, run_id: str, gk: str, key: dict[str, str], state: str, index: int,
+           i: int, first: int, fired: int, cond: Conditions) -> AlertEvent:
+    """The event at evaluated minute `index`; `cond` holds its figures at position `i`."""
     window = int(cond.window[i]) if cond.window is not None else rule.spec.window_minutes
     return AlertEvent(
         rule=rule.name, alert_id=alert_id(run_id, rule.name, gk, fired), group_key=gk, key=key,
-        state="firing" if state == "firing" else "resolved", event_time=minute_dt(first + i),
+        state="firing" if state == "firing" else "resolved", event_time=minute_dt(first + index),
         fired_time=minute_dt(fired), metric=rule.spec.metric, value=_num(cond.value, i),
         baseline=_num(cond.baseline, i), threshold=_num(cond.threshold, i),
         p_value=_num(cond.p_value, i), doc_count=int(cond.doc_count[i]), window_minutes=window,

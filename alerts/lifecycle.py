@@ -74,37 +74,43 @@ class Lifecycle:
     realert_max_minutes: float = 1440.0
     keep_firing_minutes: int = 0
 
-    def _keep(self, held: np.ndarray, first_minute: int, st: KeyState) -> np.ndarray:
-        """The condition counts as holding up to keep_firing minutes after it last held."""
+    def _runs(self, held: np.ndarray, first_minute: int,
+              st: KeyState) -> tuple[np.ndarray, np.ndarray]:
+        """[start, end) of each run of minutes where the condition counts as holding: where it
+        holds, and up to keep_firing minutes after it last held (also before this range)."""
         n = len(held)
         true_idx = np.flatnonzero(held)
-        if not true_idx.size and st.last_held is None:
-            return held
-        idx = np.arange(n)
-        last = np.maximum.accumulate(np.where(held, idx, -(10**12)))
+        breaks = np.flatnonzero(np.diff(true_idx) > 1)
+        starts = np.concatenate((true_idx[:1], true_idx[breaks + 1]))
+        ends = np.concatenate((true_idx[breaks], true_idx[-1:])) + 1
+        keep = self.keep_firing_minutes
+        if not keep:
+            return starts, ends
+        ends = np.minimum(ends + keep, n)
         if st.last_held is not None:
-            last = np.maximum(last, st.last_held - first_minute)
+            tail = min(n, st.last_held - first_minute + keep + 1)
+            if tail > 0:
+                starts, ends = np.append(0, starts), np.append(tail, ends)
         if true_idx.size:
             st.last_held = first_minute + int(true_idx[-1])
-        elif st.last_held is not None and first_minute + n - st.last_held > \
-                self.keep_firing_minutes:
+        elif st.last_held is not None and first_minute + n - st.last_held > keep:
             st.last_held = None
-        return held | (idx - last <= self.keep_firing_minutes)
+        if len(starts) > 1:  # merge runs the extension made touch
+            reach = np.maximum.accumulate(ends)
+            new = np.concatenate(([True], starts[1:] > reach[:-1]))
+            last = np.append(np.flatnonzero(new)[1:] - 1, len(ends) - 1)
+            starts, ends = starts[new], reach[last]
+        return starts, ends
 
     def advance(self, held: np.ndarray, first_minute: int, st: KeyState) -> list[Transition]:
         """Consume one key's conditions for minutes first_minute.. ; mutate `st`; transitions."""
         n = len(held)
-        if self.keep_firing_minutes:
-            held = self._keep(held, first_minute, st)
         out: list[Transition] = []
-        true_idx = np.flatnonzero(held)
-        if not true_idx.size:
+        starts, ends = self._runs(held, first_minute, st)
+        if not starts.size:
             if not st.idle() and n:
                 self._close(st, 0, first_minute, out)
             return out
-        breaks = np.flatnonzero(np.diff(true_idx) > 1)
-        starts = np.concatenate(([true_idx[0]], true_idx[breaks + 1]))
-        ends = np.concatenate((true_idx[breaks], [true_idx[-1]])) + 1
         pos = 0
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             if a > pos:

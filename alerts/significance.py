@@ -30,22 +30,17 @@ evaluated range starts (live == history).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from scipy.special import betaln, gammaln
-from scipy.stats import betabinom, binom
 
-from finsentry.alerts.base import (
-    Conditions,
-    KeyData,
-    Rule,
-    RuleSpec,
-    prefix,
-    rolling,
-    window_sums,
-)
+from finsentry.alerts.base import Batch, Conditions, KeyBlock, KeyData, Rule, RuleSpec
+from finsentry.alerts.tails import betabinom_sf, binom_tail_below, may_be_below, tail
+
+__all__ = ["SignificanceBatch", "SignificanceRule", "SignificanceSpec", "betabinom_sf"]
 
 _MICRO = 1_000_000
 
@@ -89,6 +84,9 @@ class SignificanceSpec(RuleSpec):
     history_minutes: int = Field(72 * 60, ge=1)
 
 
+Baseline = tuple[np.ndarray, np.ndarray]  # per hour: rate, and the documents behind it
+
+
 def _shrunk(d: np.ndarray, n: np.ndarray, towards: np.ndarray | float,
             weight: float) -> np.ndarray:
     """n / d shrunk towards `towards` with `weight` pseudo-documents (empirical Bayes)."""
@@ -97,16 +95,28 @@ def _shrunk(d: np.ndarray, n: np.ndarray, towards: np.ndarray | float,
     return np.where(d > 0, n / np.maximum(d, 1), towards)
 
 
+def _prefix(x: np.ndarray) -> np.ndarray:
+    """Prefix sums along the last axis with a leading 0, in x's dtype when that is int32 (the
+    fetch chose it because every sum fits), else int64: exact either way."""
+    dtype = np.int32 if x.dtype == np.int32 else np.int64
+    out = np.empty((*x.shape[:-1], x.shape[-1] + 1), dtype=dtype)
+    out[..., 0] = 0
+    np.cumsum(x, axis=-1, dtype=dtype, out=out[..., 1:])
+    return out
+
+
 def _before(x: np.ndarray, hours: int) -> np.ndarray:
-    """Per hour h: the sum over hours [h - hours, h)."""
-    return np.concatenate(([0], rolling(x, hours)[:-1]))
+    """Per hour h (last axis): the sum over hours [h - hours, h)."""
+    cs = _prefix(x.astype(np.int64))
+    lo = np.maximum(np.arange(x.shape[-1]) - hours, 0)
+    return cs[..., :-1] - cs[..., lo]
 
 
 def _same_hours(x: np.ndarray, days: int) -> np.ndarray:
-    """Per hour h: the sum over hours h - 24, h - 48, ..., h - 24 x days."""
-    out = np.zeros(len(x), dtype=np.int64)
-    for lag in range(24, min(24 * days, len(x) - 1) + 1, 24):
-        out[lag:] += x[:-lag]
+    """Per hour h (last axis): the sum over hours h - 24, h - 48, ..., h - 24 x days."""
+    out = np.zeros(x.shape, dtype=np.int64)
+    for lag in range(24, min(24 * days, x.shape[-1] - 1) + 1, 24):
+        out[..., lag:] += x[..., :-lag]
     return out
 
 
@@ -114,16 +124,12 @@ def _trim(hd: np.ndarray, hn: np.ndarray, reference: np.ndarray | float,
           trim_p: float) -> tuple[np.ndarray, np.ndarray]:
     """Hourly documents and negatives with the hours improbable under `reference` (binomial
     tail < trim_p) zeroed: an incident never feeds a baseline."""
-    flagged = np.zeros(len(hd), dtype=bool)
+    flagged = np.zeros(hd.shape, dtype=bool)
     busy = hn > 0
     if busy.any():
-        ref = np.broadcast_to(reference, hd.shape)[busy]
-        tail = binom.sf(hn[busy] - 1, hd[busy], np.clip(ref, 1e-9, 1 - 1e-9))
-        flagged[busy] = tail < trim_p
+        ref = np.clip(np.broadcast_to(reference, hd.shape)[busy], 1e-9, 1 - 1e-9)
+        flagged[busy] = binom_tail_below(hn[busy], hd[busy], ref, trim_p)
     return np.where(flagged, 0, hd), np.where(flagged, 0, hn)
-
-
-Baseline = tuple[np.ndarray, np.ndarray]  # per hour: rate, and the documents behind it
 
 
 def _pooled(hd: np.ndarray, hn: np.ndarray, hours: int, prior: np.ndarray | float,
@@ -147,15 +153,30 @@ def _same_hour(hd: np.ndarray, hn: np.ndarray, hours: int, days: int,
     raw = _shrunk(_same_hours(hd, days), _same_hours(hn, days), raw_all, same_weight)
     cd, cn = _trim(hd, hn, raw, trim_p)
     rates = _shrunk(_before(cd, hours), _before(cn, hours), prior, weight)
-    rates = np.concatenate((np.full(lag, rates[0]), rates[:len(rates) - lag]))
+    rates = np.concatenate((np.repeat(rates[..., :1], lag, axis=-1),
+                            rates[..., :rates.shape[-1] - lag]), axis=-1)
     same_d = _same_hours(cd, days)
     return (_shrunk(same_d, _same_hours(cn, days), rates, same_weight),
             same_d + same_weight)
 
 
-def _hourly(x: np.ndarray) -> np.ndarray:
-    pad = (-len(x)) % 60
-    return np.concatenate((x, np.zeros(pad, dtype=x.dtype))).reshape(-1, 60).sum(axis=1)
+def _hourly(cs: np.ndarray) -> np.ndarray:
+    """Hourly sums (hour 0 = index 0, the last hour possibly partial) from prefix sums."""
+    m = cs.shape[-1] - 1
+    edges = np.append(np.arange(0, m, 60), m)
+    return (cs[..., edges[1:]] - cs[..., edges[:-1]]).astype(np.int64)
+
+
+@dataclass
+class _Prepared:
+    """One fetch's keys as prefix sums (keys x minutes + 1) and hourly baselines (keys x hours):
+    everything `_at` reads."""
+
+    cs_d: np.ndarray
+    cs_n: np.ndarray
+    cs_e: np.ndarray | None  # same_hour: expected negatives, micro-units
+    rates: np.ndarray
+    support: np.ndarray
 
 
 class SignificanceRule(Rule):
@@ -191,51 +212,70 @@ class SignificanceRule(Rule):
     def needs_global(self) -> bool:
         return self.spec.prior == "global"
 
-    def baseline_rates(self, data: KeyData, total: KeyData | None) -> Baseline:
-        """Baseline negative rate per hour of `data` (hour 0 = data.first_minute), and the
-        documents (plus prior weight) it rests on."""
+    def _prior(self, total: KeyData | None) -> np.ndarray | float:
         spec = self.spec
-        prior: np.ndarray | float = spec.prior_rate
-        if spec.prior == "global" and total is not None:
-            cached = getattr(self, "_prior", None)
-            if cached is not None and cached[0] is total:
-                prior = cached[1]
-            else:  # the same for every key of one fetch: computed once
-                prior = _pooled(_hourly(total.docs), _hourly(total.neg), spec.baseline_hours,
-                                spec.prior_rate, 1.0, spec.trim_p)[0]
-                self._prior = (total, prior)
-        hd, hn = _hourly(data.docs), _hourly(data.neg)
+        if spec.prior != "global" or total is None:
+            return spec.prior_rate
+        cached = getattr(self, "_cached_prior", None)
+        if cached is not None and cached[0] is total:
+            return cached[1]
+        prior = _pooled(_hourly(_prefix(total.docs)), _hourly(_prefix(total.neg)),
+                        spec.baseline_hours, spec.prior_rate, 1.0, spec.trim_p)[0]
+        self._cached_prior = (total, prior)  # the same for every key of one fetch
+        return prior
+
+    def _prepare(self, docs: np.ndarray, neg: np.ndarray, total: KeyData | None) -> _Prepared:
+        """Prefix sums and baseline rates of keys x minutes arrays (hour 0 = index 0)."""
+        spec = self.spec
+        cs_d, cs_n = _prefix(docs), _prefix(neg)
+        hd, hn = _hourly(cs_d), _hourly(cs_n)
+        prior = self._prior(total)
+        cs_e = None
         if spec.same_hour:
-            return _same_hour(hd, hn, spec.baseline_hours, spec.same_hour_days, prior,
-                              spec.prior_docs, spec.same_hour_docs, spec.trim_p,
-                              -(-max(self.windows) // 60))
-        return _pooled(hd, hn, spec.baseline_hours, prior, spec.prior_docs, spec.trim_p)
+            rates, support = _same_hour(hd, hn, spec.baseline_hours, spec.same_hour_days,
+                                        prior, spec.prior_docs, spec.same_hour_docs,
+                                        spec.trim_p, -(-max(self.windows) // 60))
+            # expected negatives in integer micro-units: exact cumsums, so live == history
+            micro = np.round(rates * _MICRO).astype(np.int64)
+            cs_e = _prefix(docs * np.repeat(micro, 60, axis=-1)[..., :docs.shape[-1]])
+        else:
+            rates, support = _pooled(hd, hn, spec.baseline_hours, prior, spec.prior_docs,
+                                     spec.trim_p)
+        return _Prepared(cs_d, cs_n, cs_e, rates, support)
 
     def conditions(self, data: KeyData, first_eval: int, n: int,
                    total: KeyData | None = None) -> Conditions:
+        prep = self._prepare(data.docs[None, :], data.neg[None, :], total)
+        pos = np.arange(first_eval, first_eval + n)
+        return self._at(prep, np.zeros(n, dtype=np.intp), pos)
+
+    def batch(self, data: Sequence[KeyData], first_eval: int, n: int,
+              total: KeyData | None = None, block: KeyBlock | None = None) -> Batch:
+        return SignificanceBatch(self, data, first_eval, n, total, block)
+
+    def _at(self, prep: _Prepared, rows: np.ndarray, pos: np.ndarray) -> Conditions:
+        """Conditions of key `rows[i]` at fetched minute `pos[i]`, for any set of cells: the
+        range evaluator asks only where something may hold or an event needs its figures."""
         spec = self.spec
-        idx = np.arange(first_eval, first_eval + n)
-        rates, support = self.baseline_rates(data, total)
-        cs_d, cs_n = prefix(data.docs), prefix(data.neg)
+        n = len(pos)
 
         def window(cs: np.ndarray, w: int) -> np.ndarray:
-            return window_sums(cs, first_eval, n, w)
+            return cs[rows, pos + 1] - cs[rows, np.maximum(pos + 1 - w, 0)]
 
         if spec.same_hour:
-            # each window's p0 = its documents' mean same-hour rate (expected negatives in
-            # integer micro-units: exact cumsums, so live == history); a binomial with the
-            # mean rate has the heavier upper tail than the true Poisson-binomial (Hoeffding)
-            micro = np.round(rates * _MICRO).astype(np.int64)
-            cs_e = prefix(data.docs * np.repeat(micro, 60)[:len(data.docs)])
-            at_m = rates[idx // 60]
-            eff = support[idx // 60]
+            # each window's p0 = its documents' mean same-hour rate; a binomial with the mean
+            # rate has the heavier upper tail than the true Poisson-binomial (Hoeffding)
+            cs_e = prep.cs_e if prep.cs_e is not None else prep.cs_d
+            at_m = prep.rates[rows, pos // 60]
+            eff = prep.support[rows, pos // 60]
 
             def p0_of(w: int, nd: np.ndarray) -> np.ndarray:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     return np.where(nd > 0, window(cs_e, w) / _MICRO / np.maximum(nd, 1), at_m)
         else:  # the rate of the hours before the longest window (it never feeds itself)
-            p0_all = rates[(idx - max(self.windows) + 1) // 60]
-            eff = support[(idx - max(self.windows) + 1) // 60]
+            hour = (pos - max(self.windows) + 1) // 60
+            p0_all = prep.rates[rows, hour]
+            eff = prep.support[rows, hour]
 
             def p0_of(w: int, nd: np.ndarray) -> np.ndarray:
                 return p0_all
@@ -245,19 +285,19 @@ class SignificanceRule(Rule):
         best_k = np.zeros(n, dtype=np.int64)
         best_n = np.zeros(n, dtype=np.int64)
         best_w = np.full(n, spec.window_minutes, dtype=np.int64)
-        head_d = window(cs_d, spec.window_minutes)
+        head_d = window(prep.cs_d, spec.window_minutes)
         head_p = best_p
         p0 = p0_of(spec.window_minutes, head_d)
         for w in self.windows:
             alpha = self.alpha_for(w)
-            nd, nk = window(cs_d, w), window(cs_n, w)
+            nd, nk = window(prep.cs_d, w), window(prep.cs_n, w)
             p0w = p0_of(w, nd)
             ok = (nk >= spec.min_negatives) & (nk >= spec.min_ratio * p0w * nd) & \
                 (nk >= spec.min_share * nd) & (nd > 0)
             p = np.ones(n)
             if ok.any():
-                p[ok] = _tail(nk[ok], nd[ok], p0w[ok], alpha,
-                              eff[ok] if spec.baseline_uncertainty else None)
+                p[ok] = tail(nk[ok], nd[ok], p0w[ok], alpha,
+                             eff[ok] if spec.baseline_uncertainty else None)
             if w == spec.window_minutes:
                 head_p = p
             better = p / alpha < best_p / best_a  # the most significant against its own alpha
@@ -267,64 +307,97 @@ class SignificanceRule(Rule):
                 p0 = np.where(better, p0w, p0)
         quiet = best_p >= best_a  # report the headline window where nothing is significant
         best_p[quiet] = head_p[quiet]
-        best_k[quiet] = window(cs_n, spec.window_minutes)[quiet]
+        best_k[quiet] = window(prep.cs_n, spec.window_minutes)[quiet]
         best_n[quiet] = head_d[quiet]
         if spec.same_hour:
             p0 = np.where(quiet, p0_of(spec.window_minutes, head_d), p0)
         best_w[quiet] = spec.window_minutes
         best_a[quiet] = self.alpha
-        warm = self.seen(data.docs, first_eval, n, spec.warmup_minutes, cs_d)
-        held = (best_p < best_a) & warm
+        held = (best_p < best_a) & self._warm(prep.cs_d, rows, pos)
         with np.errstate(divide="ignore", invalid="ignore"):
             value = np.where(best_n > 0, best_k / np.maximum(best_n, 1), np.nan)
         return Conditions(held=held, value=value, baseline=p0,
                           threshold=best_a, p_value=best_p, doc_count=best_n,
                           window=best_w)
 
-
-def _tail(k: np.ndarray, n: np.ndarray, p: np.ndarray, alpha: float,
-          support: np.ndarray | None = None) -> np.ndarray:
-    """P(X >= k), X ~ Binomial(n, p): exact (scipy) where it may be below alpha; elsewhere the
-    Chernoff bound exp(-n KL(k/n || p)), an upper bound, since the tail is at least that bound
-    / (n + 1) and so cannot reach alpha there (saves most of the exact evaluations).
-    With `support` (documents behind p): the beta-binomial tail, p ~ Beta(p s, (1 - p) s),
-    for the baseline's own uncertainty - always >= the binomial tail, so computed only where
-    that one is below alpha."""
-    q = np.clip(k / n, 1e-12, 1 - 1e-12)
-    pp = np.clip(p, 1e-12, 1 - 1e-12)
-    kl = q * np.log(q / pp) + (1 - q) * np.log((1 - q) / (1 - pp))
-    bound = np.minimum(np.exp(-n * kl), 1.0)
-    out = bound.copy()
-    exact = bound / (n + 1) < alpha
-    if exact.any():
-        out[exact] = binom.sf(k[exact] - 1, n[exact], p[exact])
-    if support is not None:
-        wide = out < alpha
-        if wide.any():
-            s, pw = support[wide], np.clip(p[wide], 1e-9, 1 - 1e-9)
-            out[wide] = betabinom_sf(k[wide], n[wide], pw * s, (1 - pw) * s)
-    return out
+    def _warm(self, cs_d: np.ndarray, rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """`Rule.seen` at the cells: documents in [m - history + 1, m - warmup_minutes]."""
+        gap = self.spec.warmup_minutes
+        span = max(self.spec.history_minutes - gap, 1)
+        j = np.maximum(pos - gap, 0)
+        return (pos >= gap) & (cs_d[rows, j + 1] - cs_d[rows, np.maximum(j + 1 - span, 0)] > 0)
 
 
-def betabinom_sf(k: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray,
-                 terms: int = 64) -> np.ndarray:
-    """P(X >= k), X ~ BetaBinomial(n, a, b), vectorised: the pmf at k from log-gamma terms and
-    the next `terms` pmf values by their ratios (one 2-D cumprod, no Python loop); where the
-    rest is not yet negligible (past the mode the ratios only fall, so it is below a geometric
-    series) scipy's betabinom.sf, ~100x slower per value, finishes the few left."""
-    k, n = k.astype(np.float64), n.astype(np.float64)
-    a2, b2 = a[:, None], b[:, None]
-    j = k[:, None] + np.arange(terms - 1)[None, :]
-    n2 = n[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(j < n2, (n2 - j) * (j + a2) / ((j + 1) * (n2 - j - 1 + b2)), 0.0)
-    head = np.exp(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-                  + betaln(k + a, n - k + b) - betaln(a, b))
-    pmf = head[:, None] * np.cumprod(ratio, axis=1)
-    total = head + pmf.sum(axis=1)
-    last, r = pmf[:, -1], np.minimum(ratio[:, -1], 0.95)
-    done = (k + terms - 1 >= n) | ((ratio[:, -1] < 0.95) & (last * r / (1 - r) <= total * 1e-9))
-    if not done.all():
-        rest = ~done
-        total[rest] = betabinom.sf(k[rest] - 1, n[rest], a[rest], b[rest])
-    return np.minimum(total, 1.0)
+_BLOCK = 30  # minutes per block of the batch's filter (a divisor of 60)
+_CELLS = 1 << 20  # cells per `_at` call (bounded memory)
+
+
+class SignificanceBatch(Batch):
+    """Every key of one fetch at once (keys x minutes prefix sums), minute by minute only where
+    something may hold. Per key and block of _BLOCK evaluated minutes and per window: K = the
+    most negatives any of the block's windows holds, U = the non-negative documents all of them
+    hold, p = the lowest baseline rate any of them tests against. The binomial tail falls with
+    k and rises with the other documents and with p, and is at least chernoff / (n + 1)
+    (alerts/tails.py), so where that bound of (K, K + U, p) is not below alpha no minute of the
+    block is significant in that window (the beta-binomial is only ever computed where the
+    binomial is below alpha). Typically a few percent of blocks pass: the cost is the prefix
+    sums, not the statistics."""
+
+    def __init__(self, rule: SignificanceRule, data: Sequence[KeyData], first_eval: int,
+                 n: int, total: KeyData | None, block: KeyBlock | None) -> None:
+        super().__init__(rule, data, first_eval, n, total)
+        self.sig = rule
+        if block is None:
+            size = len(data[0].docs) if data else len(total.docs) if total is not None else 0
+            docs = np.stack([d.docs for d in data]) if data else np.zeros((0, size), np.int64)
+            neg = np.stack([d.neg for d in data]) if data else docs
+        else:
+            docs, neg = block.docs, block.neg
+        self.prep = rule._prepare(docs, neg, total)
+        self._held = np.zeros((len(docs), n), dtype=bool)
+        rows, pos = self._candidates()
+        for a in range(0, len(rows), _CELLS):
+            r, p = rows[a:a + _CELLS], pos[a:a + _CELLS]
+            self._held[r, p - first_eval] = rule._at(self.prep, r, p).held
+
+    def held(self, i: int) -> np.ndarray:
+        return self._held[i]
+
+    def at(self, i: int, positions: np.ndarray) -> Conditions:
+        return self.sig._at(self.prep, np.full(len(positions), i, dtype=np.intp),
+                            self.first_eval + positions)
+
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(key row, fetched minute) of every evaluated cell in a block that may hold."""
+        spec, prep, first, n = self.sig.spec, self.prep, self.first_eval, self.n
+        keys = prep.cs_n.shape[0]
+        if not keys or n <= 0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        grid = np.arange(first // _BLOCK, (first + n - 1) // _BLOCK + 1) * _BLOCK
+        s = np.maximum(grid, first)  # the block's first and last evaluated minute
+        e = np.minimum(grid + _BLOCK - 1, first + n - 1)
+        maybe = np.zeros((keys, len(s)), dtype=bool)
+        cs_d, cs_n, maxw = prep.cs_d, prep.cs_n, max(self.sig.windows)
+        for w in self.sig.windows:
+            k_hi = (cs_n[:, e + 1] - cs_n[:, np.maximum(s + 1 - w, 0)]).astype(np.int64)
+            lo = np.minimum(np.maximum(e - w + 1, 0), s + 1)  # minutes every window holds
+            u_lo = (cs_d[:, s + 1] - cs_d[:, lo]) - (cs_n[:, s + 1] - cs_n[:, lo])
+            r, b = np.nonzero((k_hi >= spec.min_negatives) & ~maybe)
+            if not len(r):
+                continue
+            if spec.same_hour:  # a window's rate is a mean of the hours its minutes are in
+                h0 = np.maximum(s[b] - w + 1, 0) // 60
+                h1 = e[b] // 60
+                p_lo = prep.rates[r, h1]
+                for back in range(1, int((h1 - h0).max(initial=0)) + 1):
+                    p_lo = np.minimum(p_lo, prep.rates[r, np.maximum(h1 - back, h0)])
+                p_lo = p_lo - 1e-6  # micro-unit rounding of the expected negatives
+            else:
+                p_lo = np.minimum(prep.rates[r, (s[b] - maxw + 1) // 60],
+                                  prep.rates[r, (e[b] - maxw + 1) // 60])
+            k = k_hi[r, b]
+            maybe[r, b] = may_be_below(k, k + u_lo[r, b], p_lo, self.sig.alpha_for(w))
+        r, b = np.nonzero(maybe)
+        lengths = e[b] - s[b] + 1
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return np.repeat(r, lengths), np.repeat(s[b], lengths) + offsets
