@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from finsentry.alerts.evaluate import Fetched
 
 GroupKey = Literal["ticker", "topic", "source", "language"]
 GROUP_KEYS: tuple[GroupKey, ...] = ("ticker", "topic", "source", "language")
@@ -101,10 +103,11 @@ class KeyData:
 
 @dataclass
 class KeyBlock:
-    """The keys x minutes arrays the KeyData rows are views of (`docs`, `neg`; integer, exact)."""
+    """Every key of one fetch as prefix sums along its minutes (keys x minutes + 1, leading 0):
+    documents and negatives, int32 when every sum of the fetch fits, else int64 (exact)."""
 
-    docs: np.ndarray
-    neg: np.ndarray
+    cs_docs: np.ndarray
+    cs_neg: np.ndarray
 
 
 @dataclass
@@ -135,15 +138,16 @@ class Conditions:
 
 class Batch:
     """The conditions of every key of one fetch, for the range evaluator: `held(i)` is key i's
-    condition per evaluated minute, `at(i, positions)` its Conditions at a few of them (the
-    minutes with a transition). This default asks `Rule.conditions` key by key; a kind can
-    compute `held` for all keys at once and the details only where asked."""
+    condition per evaluated minute; `ask(i, positions)` wants its Conditions at a few of them
+    (the minutes with a transition), `figures()` answers every ask in order. This default runs
+    `Rule.conditions` key by key; a kind can decide `held` for all keys at once and compute
+    the figures in one go."""
 
-    def __init__(self, rule: Rule, data: Sequence[KeyData], first_eval: int, n: int,
-                 total: KeyData | None) -> None:
-        self.rule, self.data, self.first_eval, self.n, self.total = \
-            rule, data, first_eval, n, total
+    def __init__(self, rule: Rule, fetched: Fetched, first_eval: int, n: int) -> None:
+        self.rule, self.first_eval, self.n = rule, first_eval, n
+        self.data, self.total = fetched.key_data(), fetched.total
         self._last: tuple[int, Conditions] | None = None
+        self._answers: list[Conditions] = []
 
     def _conditions(self, i: int) -> Conditions:
         if self._last is None or self._last[0] != i:
@@ -154,8 +158,11 @@ class Batch:
     def held(self, i: int) -> np.ndarray:
         return self._conditions(i).held
 
-    def at(self, i: int, positions: np.ndarray) -> Conditions:
-        return self._conditions(i).take(positions)
+    def ask(self, i: int, positions: np.ndarray) -> None:
+        self._answers.append(self._conditions(i).take(positions))
+
+    def figures(self) -> list[Conditions]:
+        return self._answers
 
 
 def rolling(x: np.ndarray, w: int) -> np.ndarray:
@@ -265,10 +272,10 @@ class Rule(ABC):
         """Whether `conditions` wants the all-keys series (a prior)."""
         return False
 
-    def batch(self, data: Sequence[KeyData], first_eval: int, n: int,
-              total: KeyData | None = None, block: KeyBlock | None = None) -> Batch:
-        """Conditions of all keys of one fetch (`block`: the same data as 2-D arrays)."""
-        return Batch(self, data, first_eval, n, total)
+    def batch(self, fetched: Fetched, first_eval: int, n: int) -> Batch:
+        """Conditions of all keys of one fetch (alerts/evaluate.py) over n minutes from index
+        first_eval."""
+        return Batch(self, fetched, first_eval, n)
 
     @abstractmethod
     def conditions(self, data: KeyData, first_eval: int, n: int,

@@ -3,8 +3,10 @@
 `evaluate_range(store, rule, run_id, start, end)` returns the AlertEvents that live evaluation
 minute by minute over [start, end) would have produced (for, realert and warm-up included): ONE
 query per rule reads `sentiment_rollup` (a SummingMergeTree: always sum()) grouped by key and
-minute, as one row of arrays per key; numpy evaluates each key's dense minute arrays; the
-lifecycle visits only minutes where the condition holds. The live loop (alerts/engine.py) calls
+minute, summed with numpy into keys x minutes prefix sums; the rule's `batch` decides the
+condition for all keys (Rule.batch: key by key by default; the significance kind all keys at
+once, alerts/significance_batch.py), the lifecycle visits only runs of minutes where it holds,
+and the figures are computed only at transitions. The live loop (alerts/engine.py) calls
 `run_range` over the minutes closed since its last cycle, with the state it stored.
 
 Event time is the documents' `published_at` minute. Filters map to rollup columns: min_relevance
@@ -86,14 +88,27 @@ def spec_hash(rule: Rule) -> str:
 
 @dataclass
 class Fetched:
-    """A rule's data: one KeyData per key (dense minutes from `first_minute`), plus their sum."""
+    """A rule's data: one KeyData per key (dense minutes from `first_minute`), plus their sum.
+    A fetch leaves `data` empty and fills `block` (prefix sums of all keys: what the kinds that
+    evaluate all keys at once read); `key_data()` builds the per-key arrays when asked."""
 
     first_minute: int
     minutes: int
     keys: list[dict[str, str]] = field(default_factory=list)
     data: list[KeyData] = field(default_factory=list)
     total: KeyData | None = None
-    block: KeyBlock | None = None  # the keys x minutes arrays `data` are rows of
+    block: KeyBlock | None = None
+
+    def key_data(self) -> list[KeyData]:
+        if not self.data and self.block is not None and self.keys:
+            docs = np.diff(self.block.cs_docs, axis=1)
+            neg = np.diff(self.block.cs_neg, axis=1)
+            score = np.zeros(self.minutes, dtype=np.int64)  # shared: no scores fetched
+            for a in (docs, neg, score):
+                a.setflags(write=False)
+            self.data = [KeyData(docs[i], neg[i], score, docs[i], self.first_minute)
+                         for i in range(len(self.keys))]
+        return self.data
 
 
 def fetch(store: Store, rule: Rule, run_id: str, first_eval: int, end: int) -> Fetched:
@@ -140,8 +155,8 @@ def _numpy(table: pa.Table, name: str, dtype: type = np.int64) -> np.ndarray:
 
 def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bool,
              with_total: bool) -> Fetched:
-    """Sum the query's rows into one dense (keys x minutes) array per measure; each key's
-    KeyData holds read-only row views of them (no per-key allocation)."""
+    """Sum the query's rows into keys x minutes prefix sums of documents and negatives (the
+    block); per-key dense arrays only for score rules (others build them on demand)."""
     import pyarrow.compute as pc
 
     out = Fetched(first_minute=lo, minutes=minutes)
@@ -169,44 +184,53 @@ def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bo
         run_key = rank[by_hash[np.searchsorted(sorted_hashes, h[starts])]]
         lengths = np.diff(np.append(starts, rows))
         packed = _numpy(table, "packed")
-        cell = np.repeat(run_key * minutes, lengths)
-        cell += packed >> 40
+        cell = np.repeat(run_key * (minutes + 1), lengths)
+        cell += (packed >> 40) + 1  # prefix sums: minute m sums into column m + 1
         k = len(found)
         counts = (packed >> 20) & _MASK
         # int32 when every sum of the fetch fits (cumsums of half the width run ~10x faster)
         dtype = np.int32 if int(counts.sum()) < 2**31 else np.int64
-        docs = _scatter(cell, counts, k * minutes, dtype).reshape(k, minutes)
-        neg = _scatter(cell, packed & _MASK, k * minutes, dtype).reshape(k, minutes)
-        if scores:
+        cs_docs = _prefix_sums(cell, counts, k, minutes, dtype)
+        cs_neg = _prefix_sums(cell, packed & _MASK, k, minutes, dtype)
+        out.keys = [dict(zip(keys, found[j], strict=True)) for j in order]
+        out.block = KeyBlock(cs_docs, cs_neg)
+        if scores:  # the dense per-key arrays now, with the score sums beside them
+            cell -= np.repeat(run_key + 1, lengths)  # back to keys x minutes
             ssum = np.zeros(k * minutes)
             np.add.at(ssum, cell, _numpy(table, "s", np.float64))
             score = np.round(ssum * SCORE_SCALE).astype(np.int64).reshape(k, minutes)
-            nrows = _scatter(cell, _numpy(table, "r"), k * minutes, np.int64).reshape(k, minutes)
-        else:
-            score = np.zeros((1, minutes), dtype=np.int64)  # shared by every key
-            nrows = docs
-        for a in (docs, neg, score, nrows):
-            a.setflags(write=False)
-        for j in order:
-            i = int(rank[j])
-            out.keys.append(dict(zip(keys, found[j], strict=True)))
-            out.data.append(KeyData(docs[i], neg[i], score[i if scores else 0], nrows[i],
-                                    first_minute=lo))
-        out.block = KeyBlock(docs, neg)
+            nrows = np.bincount(cell, weights=_numpy(table, "r"), minlength=k * minutes) \
+                .astype(np.int64).reshape(k, minutes)
+            docs, neg = np.diff(cs_docs, axis=1), np.diff(cs_neg, axis=1)
+            for a in (docs, neg, score, nrows):
+                a.setflags(write=False)
+            out.data = [KeyData(docs[i], neg[i], score[i], nrows[i], first_minute=lo)
+                        for i in range(k)]
         if with_total:
-            total_docs = docs.sum(axis=0, dtype=np.int64)
-            out.total = KeyData(total_docs, neg.sum(axis=0, dtype=np.int64), score.sum(axis=0),
-                                total_docs if nrows is docs else nrows.sum(axis=0),
-                                first_minute=lo)
+            total_docs = np.diff(cs_docs.sum(axis=0, dtype=np.int64))
+            out.total = KeyData(total_docs, np.diff(cs_neg.sum(axis=0, dtype=np.int64)),
+                                score.sum(axis=0) if scores else np.zeros(minutes, np.int64),
+                                nrows.sum(axis=0) if scores else total_docs, first_minute=lo)
     elif with_total:
         out.total = _empty(minutes, lo)
     return out
 
 
-def _scatter(cell: np.ndarray, values: np.ndarray, size: int, dtype: type) -> np.ndarray:
-    """Sum `values` into a zeroed array at `cell` (several rollup rows may share a minute);
-    bincount sums in float64, exact below 2^53, and is ~5x faster than np.add.at."""
-    return np.bincount(cell, weights=values, minlength=size).astype(dtype)
+def _prefix_sums(cell: np.ndarray, values: np.ndarray, keys: int, minutes: int,
+                 dtype: type) -> np.ndarray:
+    """Keys x (minutes + 1) prefix sums of `values` (>= 0) at `cell`, straight from the rows
+    (no dense per-minute array first). Several rollup rows may share a minute, but mostly none
+    do: assigned, the array's sum equals the values' sum exactly when every cell kept its full
+    sum (what a shared cell lost is >= 0); else bincount (float64 sums, exact below 2^53)."""
+    size = keys * (minutes + 1)
+    out: np.ndarray = np.zeros(size, dtype=dtype)
+    out[cell] = values
+    if int(out.sum(dtype=np.int64)) != int(values.sum()):
+        out = np.bincount(cell, weights=values, minlength=size).astype(dtype)
+    out = out.reshape(keys, minutes + 1)
+    np.cumsum(out, axis=1, out=out)
+    out.setflags(write=False)
+    return out
 
 
 def _empty(n: int, first: int) -> KeyData:
@@ -250,16 +274,19 @@ def evaluate_fetched(rule: Rule, run_id: str, fetched: Fetched, first: int, stop
     life = lifecycle_of(rule)
     events: list[AlertEvent] = []
     seen: set[str] = set()
-    batch = rule.batch(fetched.data, offset, n, fetched.total, fetched.block)
+    batch = rule.batch(fetched, offset, n)
+    found = []
     for i, key in enumerate(fetched.keys):
         gk = key_text(key)
         seen.add(gk)
         st = state.keys.setdefault(gk, KeyState())
-        found = life.advance(batch.held(i), first, st)
-        if found:  # the figures only where an event reports them
-            cond = batch.at(i, np.array([t.index for t in found], dtype=np.intp))
-            events += [_event(rule, run_id, gk, key, t.state, t.index, j, first,
-                              t.fired_minute, cond) for j, t in enumerate(found)]
+        moves = life.advance(batch.held(i), first, st)
+        if moves:  # the figures only where an event reports them
+            batch.ask(i, np.array([t.index for t in moves], dtype=np.intp))
+            found.append((gk, key, moves))
+    for (gk, key, moves), cond in zip(found, batch.figures(), strict=True):
+        events += [_event(rule, run_id, gk, key, t.state, t.index, j, first, t.fired_minute,
+                          cond) for j, t in enumerate(moves)]
     empty = np.zeros(n, dtype=bool)
     for gk, st in state.keys.items():  # keys with no data in reach: their conditions are false
         if gk not in seen and not st.idle():
@@ -313,7 +340,7 @@ def metric_series(store: Store, rule: Rule | RuleSpec, run_id: str, start: datet
     fetched = fetch(store, rule, run_id, first, stop)
     minutes = pd.to_datetime(np.arange(first, stop) * 60, unit="s", utc=True)
     frames = []
-    for key, data in zip(fetched.keys, fetched.data, strict=True):
+    for key, data in zip(fetched.keys, fetched.key_data(), strict=True):
         gk = key_text(key)
         if keys is not None and gk not in keys:
             continue

@@ -25,22 +25,31 @@ ongoing incident does not raise its own baseline. The pooled rate is shrunk towa
 their own same-hour rate, so a daily pattern stays while incidents go), shrunk towards the
 all-hours rate; a window's p0 is then its documents' mean same-hour rate.
 Everything is integer cumsums over fixed horizons: the result at m does not depend on where the
-evaluated range starts (live == history).
+evaluated range starts (live == history). `_at` computes the conditions at any set of (key,
+minute) cells; the range evaluator runs it only where a cheap bound says a cell may hold
+(alerts/significance_batch.py) and where an event needs its figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import Field
 
-from finsentry.alerts.base import Batch, Conditions, KeyBlock, KeyData, Rule, RuleSpec
-from finsentry.alerts.tails import betabinom_sf, binom_tail_below, may_be_below, tail
+from finsentry.alerts.base import Batch, Conditions, KeyData, Rule, RuleSpec
+from finsentry.alerts.tails import (
+    betabinom_sf,
+    binom_tail_below,
+    tail,
+    tail_below,
+)
 
-__all__ = ["SignificanceBatch", "SignificanceRule", "SignificanceSpec", "betabinom_sf"]
+if TYPE_CHECKING:
+    from finsentry.alerts.evaluate import Fetched
+
+__all__ = ["SignificanceRule", "SignificanceSpec", "betabinom_sf"]
 
 _MICRO = 1_000_000
 
@@ -224,10 +233,9 @@ class SignificanceRule(Rule):
         self._cached_prior = (total, prior)  # the same for every key of one fetch
         return prior
 
-    def _prepare(self, docs: np.ndarray, neg: np.ndarray, total: KeyData | None) -> _Prepared:
-        """Prefix sums and baseline rates of keys x minutes arrays (hour 0 = index 0)."""
+    def _prepare(self, cs_d: np.ndarray, cs_n: np.ndarray, total: KeyData | None) -> _Prepared:
+        """Baseline rates from keys x minutes prefix sums (hour 0 = index 0)."""
         spec = self.spec
-        cs_d, cs_n = _prefix(docs), _prefix(neg)
         hd, hn = _hourly(cs_d), _hourly(cs_n)
         prior = self._prior(total)
         cs_e = None
@@ -237,6 +245,7 @@ class SignificanceRule(Rule):
                                         spec.trim_p, -(-max(self.windows) // 60))
             # expected negatives in integer micro-units: exact cumsums, so live == history
             micro = np.round(rates * _MICRO).astype(np.int64)
+            docs = np.diff(cs_d, axis=-1)
             cs_e = _prefix(docs * np.repeat(micro, 60, axis=-1)[..., :docs.shape[-1]])
         else:
             rates, support = _pooled(hd, hn, spec.baseline_hours, prior, spec.prior_docs,
@@ -245,13 +254,14 @@ class SignificanceRule(Rule):
 
     def conditions(self, data: KeyData, first_eval: int, n: int,
                    total: KeyData | None = None) -> Conditions:
-        prep = self._prepare(data.docs[None, :], data.neg[None, :], total)
+        prep = self._prepare(_prefix(data.docs[None, :]), _prefix(data.neg[None, :]), total)
         pos = np.arange(first_eval, first_eval + n)
         return self._at(prep, np.zeros(n, dtype=np.intp), pos)
 
-    def batch(self, data: Sequence[KeyData], first_eval: int, n: int,
-              total: KeyData | None = None, block: KeyBlock | None = None) -> Batch:
-        return SignificanceBatch(self, data, first_eval, n, total, block)
+    def batch(self, fetched: Fetched, first_eval: int, n: int) -> Batch:
+        from finsentry.alerts.significance_batch import SignificanceBatch
+
+        return SignificanceBatch(self, fetched, first_eval, n)
 
     def _at(self, prep: _Prepared, rows: np.ndarray, pos: np.ndarray) -> Conditions:
         """Conditions of key `rows[i]` at fetched minute `pos[i]`, for any set of cells: the
@@ -320,6 +330,39 @@ class SignificanceRule(Rule):
                           threshold=best_a, p_value=best_p, doc_count=best_n,
                           window=best_w)
 
+    def _held_at(self, prep: _Prepared, rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """`_at(prep, rows, pos).held` with less work: held = warm and some window's tail
+        below its own alpha (the most significant window is then below its own too), so each
+        cell stops at its first such window and nothing else is computed."""
+        spec = self.spec
+        held = np.zeros(len(pos), dtype=bool)
+        live = np.flatnonzero(self._warm(prep.cs_d, rows, pos))
+        maxw = max(self.windows)
+        for w in self.windows:
+            if not live.size:
+                break
+            r, p = rows[live], pos[live]
+            nd = prep.cs_d[r, p + 1] - prep.cs_d[r, np.maximum(p + 1 - w, 0)]
+            nk = prep.cs_n[r, p + 1] - prep.cs_n[r, np.maximum(p + 1 - w, 0)]
+            if spec.same_hour:
+                cs_e = prep.cs_e if prep.cs_e is not None else prep.cs_d
+                hour = p // 60
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    p0 = np.where(nd > 0, (cs_e[r, p + 1] - cs_e[r, np.maximum(p + 1 - w, 0)])
+                                  / _MICRO / np.maximum(nd, 1), prep.rates[r, hour])
+            else:
+                hour = (p - maxw + 1) // 60
+                p0 = prep.rates[r, hour]
+            ok = np.flatnonzero((nk >= spec.min_negatives) & (nk >= spec.min_ratio * p0 * nd)
+                                & (nk >= spec.min_share * nd) & (nd > 0))
+            if not ok.size:
+                continue
+            eff = prep.support[r[ok], hour[ok]] if spec.baseline_uncertainty else None
+            hit = ok[tail_below(nk[ok], nd[ok], p0[ok], self.alpha_for(w), eff)]
+            held[live[hit]] = True
+            live = np.delete(live, hit)
+        return held
+
     def _warm(self, cs_d: np.ndarray, rows: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """`Rule.seen` at the cells: documents in [m - history + 1, m - warmup_minutes]."""
         gap = self.spec.warmup_minutes
@@ -327,77 +370,3 @@ class SignificanceRule(Rule):
         j = np.maximum(pos - gap, 0)
         return (pos >= gap) & (cs_d[rows, j + 1] - cs_d[rows, np.maximum(j + 1 - span, 0)] > 0)
 
-
-_BLOCK = 30  # minutes per block of the batch's filter (a divisor of 60)
-_CELLS = 1 << 20  # cells per `_at` call (bounded memory)
-
-
-class SignificanceBatch(Batch):
-    """Every key of one fetch at once (keys x minutes prefix sums), minute by minute only where
-    something may hold. Per key and block of _BLOCK evaluated minutes and per window: K = the
-    most negatives any of the block's windows holds, U = the non-negative documents all of them
-    hold, p = the lowest baseline rate any of them tests against. The binomial tail falls with
-    k and rises with the other documents and with p, and is at least chernoff / (n + 1)
-    (alerts/tails.py), so where that bound of (K, K + U, p) is not below alpha no minute of the
-    block is significant in that window (the beta-binomial is only ever computed where the
-    binomial is below alpha). Typically a few percent of blocks pass: the cost is the prefix
-    sums, not the statistics."""
-
-    def __init__(self, rule: SignificanceRule, data: Sequence[KeyData], first_eval: int,
-                 n: int, total: KeyData | None, block: KeyBlock | None) -> None:
-        super().__init__(rule, data, first_eval, n, total)
-        self.sig = rule
-        if block is None:
-            size = len(data[0].docs) if data else len(total.docs) if total is not None else 0
-            docs = np.stack([d.docs for d in data]) if data else np.zeros((0, size), np.int64)
-            neg = np.stack([d.neg for d in data]) if data else docs
-        else:
-            docs, neg = block.docs, block.neg
-        self.prep = rule._prepare(docs, neg, total)
-        self._held = np.zeros((len(docs), n), dtype=bool)
-        rows, pos = self._candidates()
-        for a in range(0, len(rows), _CELLS):
-            r, p = rows[a:a + _CELLS], pos[a:a + _CELLS]
-            self._held[r, p - first_eval] = rule._at(self.prep, r, p).held
-
-    def held(self, i: int) -> np.ndarray:
-        return self._held[i]
-
-    def at(self, i: int, positions: np.ndarray) -> Conditions:
-        return self.sig._at(self.prep, np.full(len(positions), i, dtype=np.intp),
-                            self.first_eval + positions)
-
-    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(key row, fetched minute) of every evaluated cell in a block that may hold."""
-        spec, prep, first, n = self.sig.spec, self.prep, self.first_eval, self.n
-        keys = prep.cs_n.shape[0]
-        if not keys or n <= 0:
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-        grid = np.arange(first // _BLOCK, (first + n - 1) // _BLOCK + 1) * _BLOCK
-        s = np.maximum(grid, first)  # the block's first and last evaluated minute
-        e = np.minimum(grid + _BLOCK - 1, first + n - 1)
-        maybe = np.zeros((keys, len(s)), dtype=bool)
-        cs_d, cs_n, maxw = prep.cs_d, prep.cs_n, max(self.sig.windows)
-        for w in self.sig.windows:
-            k_hi = (cs_n[:, e + 1] - cs_n[:, np.maximum(s + 1 - w, 0)]).astype(np.int64)
-            lo = np.minimum(np.maximum(e - w + 1, 0), s + 1)  # minutes every window holds
-            u_lo = (cs_d[:, s + 1] - cs_d[:, lo]) - (cs_n[:, s + 1] - cs_n[:, lo])
-            r, b = np.nonzero((k_hi >= spec.min_negatives) & ~maybe)
-            if not len(r):
-                continue
-            if spec.same_hour:  # a window's rate is a mean of the hours its minutes are in
-                h0 = np.maximum(s[b] - w + 1, 0) // 60
-                h1 = e[b] // 60
-                p_lo = prep.rates[r, h1]
-                for back in range(1, int((h1 - h0).max(initial=0)) + 1):
-                    p_lo = np.minimum(p_lo, prep.rates[r, np.maximum(h1 - back, h0)])
-                p_lo = p_lo - 1e-6  # micro-unit rounding of the expected negatives
-            else:
-                p_lo = np.minimum(prep.rates[r, (s[b] - maxw + 1) // 60],
-                                  prep.rates[r, (e[b] - maxw + 1) // 60])
-            k = k_hi[r, b]
-            maybe[r, b] = may_be_below(k, k + u_lo[r, b], p_lo, self.sig.alpha_for(w))
-        r, b = np.nonzero(maybe)
-        lengths = e[b] - s[b] + 1
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return np.repeat(r, lengths), np.repeat(s[b], lengths) + offsets

@@ -40,6 +40,40 @@ def binom_tail_below(k: np.ndarray, n: np.ndarray, p: np.ndarray,
     return out
 
 
+def tail_below(k: np.ndarray, n: np.ndarray, p: np.ndarray, alpha: float,
+               support: np.ndarray | None = None) -> np.ndarray:
+    """`tail(k, n, p, alpha, support) < alpha`, decided with less work: the same exact binomial
+    where tail() computes it, and the beta-binomial only where its bounds cannot decide."""
+    below = np.zeros(len(k), dtype=bool)
+    exact = np.flatnonzero(chernoff(k, n, p) / (n + 1) < alpha)
+    if exact.size:
+        below[exact] = binom.sf(k[exact] - 1, n[exact], p[exact]) < alpha
+    if support is not None:
+        wide = np.flatnonzero(below)
+        if wide.size:
+            s, pw = support[wide], np.clip(p[wide], 1e-9, 1 - 1e-9)
+            below[wide] = betabinom_below(k[wide], n[wide], pw * s, (1 - pw) * s, alpha)
+    return below
+
+
+def betabinom_below(k: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray,
+                    alpha: float) -> np.ndarray:
+    """`betabinom_sf(k, n, a, b) < alpha`: the tail is at least the pmf at k, and for a, b >= 1
+    (a log-concave pmf: its ratios only fall) at most pmf(k) / (1 - ratio at k); betabinom_sf
+    runs only where these bounds cannot decide."""
+    k, n = k.astype(np.float64), n.astype(np.float64)
+    head = np.exp(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+                  + betaln(k + a, n - k + b) - betaln(a, b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r0 = np.where(k < n, (n - k) * (k + a) / ((k + 1) * (n - k - 1 + b)), 0.0)
+        upper = np.where((a >= 1) & (b >= 1) & (r0 < 1), head / (1 - r0), np.inf)
+    below = upper < alpha / _SLACK
+    open_ = np.flatnonzero(~below & (head < alpha * _SLACK))
+    if open_.size:
+        below[open_] = betabinom_sf(k[open_], n[open_], a[open_], b[open_]) < alpha
+    return below
+
+
 def tail(k: np.ndarray, n: np.ndarray, p: np.ndarray, alpha: float,
          support: np.ndarray | None = None) -> np.ndarray:
     """P(X >= k), X ~ Binomial(n, p): exact (scipy) where it may be below alpha; elsewhere the

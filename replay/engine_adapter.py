@@ -1,6 +1,6 @@
 """RangeEvaluator backed by the alert engine's own range evaluation (finsentry.alerts.evaluate).
 
-`fired` is `run_range` (one query per rule and 30-day chunk, the rule state carried across
+`fired` is `run_range` (one query per rule and 60-day chunk, the rule state carried across
 chunks; for, realert, warm-up and keep_firing included: what live cycles minute by minute would
 have fired), keeping the `firing` transitions; `series`
 is `metric_series` (value and baseline per key and evaluated minute). Rules are read with the
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from finsentry.alerts.base import Rule
     from finsentry.store import Store
 
-CHUNK = timedelta(days=30)  # minutes per range query; the state carries across chunks
+CHUNK = timedelta(days=60)  # per range query (~1 GB for 500 keys); the state carries across
 
 
 class EngineEvaluator:

@@ -77,7 +77,7 @@ def test_fetch_sums_every_row(store: Store, spec: dict[str, Any]) -> None:
     want = _reference(rows, spec, got.first_minute, got.minutes)
     keys = spec["group_by"]
     assert [tuple(k[c] for c in keys) for k in got.keys] == sorted(want)
-    for key, data in zip(got.keys, got.data, strict=True):
+    for key, data in zip(got.keys, got.key_data(), strict=True):
         ref = want[tuple(key[c] for c in keys)]
         assert data.first_minute == got.first_minute and len(data.docs) == got.minutes
         assert np.array_equal(data.docs, ref["docs"]) and np.array_equal(data.neg, ref["neg"])
