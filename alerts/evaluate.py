@@ -206,9 +206,12 @@ def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bo
                 a.setflags(write=False)
             out.data = [KeyData(docs[i], neg[i], score[i], nrows[i], first_minute=lo)
                         for i in range(k)]
-        if with_total:
-            total_docs = np.diff(cs_docs.sum(axis=0, dtype=np.int64))
-            out.total = KeyData(total_docs, np.diff(cs_neg.sum(axis=0, dtype=np.int64)),
+        if with_total:  # from the rows (a dense sum over keys reads every cell)
+            minute = packed >> 40
+            total_docs = np.bincount(minute, weights=counts, minlength=minutes).astype(np.int64)
+            total_neg = np.bincount(minute, weights=packed & _MASK, minlength=minutes) \
+                .astype(np.int64)
+            out.total = KeyData(total_docs, total_neg,
                                 score.sum(axis=0) if scores else np.zeros(minutes, np.int64),
                                 nrows.sum(axis=0) if scores else total_docs, first_minute=lo)
     elif with_total:
@@ -225,10 +228,12 @@ def _prefix_sums(cell: np.ndarray, values: np.ndarray, keys: int, minutes: int,
     size = keys * (minutes + 1)
     out: np.ndarray = np.zeros(size, dtype=dtype)
     out[cell] = values
-    if int(out.sum(dtype=np.int64)) != int(values.sum()):
-        out = np.bincount(cell, weights=values, minlength=size).astype(dtype)
     out = out.reshape(keys, minutes + 1)
-    np.cumsum(out, axis=1, out=out)
+    np.cumsum(out, axis=1, out=out)  # the last column then holds each key's total
+    if int(out[:, -1].sum(dtype=np.int64)) != int(values.sum()):
+        out = np.bincount(cell, weights=values, minlength=size).astype(dtype)
+        out = out.reshape(keys, minutes + 1)
+        np.cumsum(out, axis=1, out=out)
     out.setflags(write=False)
     return out
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 _BLOCK = 30  # minutes per block of the batch's filter (a divisor of 60)
+_GRID = 10  # minutes between the prefix sums the filter reads
 _CELLS = 1 << 20  # cells per `_at` call (bounded memory)
 
 
@@ -80,11 +81,27 @@ class SignificanceBatch(Batch):
         s = np.maximum(grid, first)  # the block's first and last evaluated minute
         e = np.minimum(grid + _BLOCK - 1, first + n - 1)
         maybe = np.zeros((keys, len(s)), dtype=bool)
-        cs_d, cs_n, maxw = prep.cs_d, prep.cs_n, max(self.sig.windows)
+        # the prefix sums every _GRID minutes (a small copy): counts over [a, b) are bounded
+        # above by the grid interval around it and below by the one inside it
+        size = prep.cs_n.shape[1] - 1
+        points = np.minimum(np.arange(-(-size // _GRID) + 1) * _GRID, size)
+        grid_n = prep.cs_n[:, points].astype(np.int64)
+        grid_u = prep.cs_d[:, points] - grid_n  # documents that are not negative
+        maxw = max(self.sig.windows)
+
+        def floor(x: np.ndarray) -> np.ndarray:
+            return x // _GRID
+
+        def ceil(x: np.ndarray) -> np.ndarray:
+            return -(-x // _GRID)
+
         for w in self.sig.windows:
-            k_hi = (cs_n[:, e + 1] - cs_n[:, np.maximum(s + 1 - w, 0)]).astype(np.int64)
-            lo = np.minimum(np.maximum(e - w + 1, 0), s + 1)  # minutes every window holds
-            u_lo = (cs_d[:, s + 1] - cs_d[:, lo]) - (cs_n[:, s + 1] - cs_n[:, lo])
+            # K: negatives in [s - w + 1, e] (every window of the block is inside), at most
+            k_hi = grid_n[:, ceil(e + 1)] - grid_n[:, floor(np.maximum(s + 1 - w, 0))]
+            # U: other documents in [e - w + 1, s] (inside every window of the block), at least
+            inner_hi = floor(s + 1)
+            inner_lo = np.minimum(ceil(np.maximum(e - w + 1, 0)), inner_hi)
+            u_lo = grid_u[:, inner_hi] - grid_u[:, inner_lo]
             r, b = np.nonzero((k_hi >= spec.min_negatives) & ~maybe)
             if not len(r):
                 continue
