@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -270,6 +271,39 @@ def run_range(store: Store, rule: Rule | RuleSpec, run_id: str, start: datetime,
         raise AlertError(f"rule {rule.name}: fetching {run_id} failed: {exc}") from exc
     events = evaluate_fetched(rule, run_id, fetched, first, stop, state)
     return RangeResult(events, state, len(fetched.keys))
+
+
+def run_chunks(store: Store, rule: Rule | RuleSpec, run_id: str,
+               bounds: Sequence[tuple[datetime, datetime]], *,
+               state: RuleState | None = None) -> Iterator[RangeResult]:
+    """`run_range` over consecutive ranges, the state carried from each to the next (chained
+    ranges equal one range); the next range's fetch runs in a worker thread while this one is
+    evaluated (the stores release the GIL in their queries), so fetch and numpy overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rule = _as_rule(rule)
+    state = state or RuleState(spec_hash=spec_hash(rule))
+    spans = [(epoch_minute(a), epoch_minute(b)) for a, b in bounds]
+
+    def get(first: int, stop: int) -> Fetched | None:
+        if stop <= first:
+            return None
+        try:
+            return fetch(store, rule, run_id, first, stop)
+        except Exception as exc:
+            raise AlertError(f"rule {rule.name}: fetching {run_id} failed: {exc}") from exc
+
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(get, *spans[0]) if spans else None
+        for i, (first, stop) in enumerate(spans):
+            assert ahead is not None
+            fetched = ahead.result()
+            ahead = pool.submit(get, *spans[i + 1]) if i + 1 < len(spans) else None
+            if fetched is None:
+                yield RangeResult([], state, 0)
+                continue
+            events = evaluate_fetched(rule, run_id, fetched, first, stop, state)
+            yield RangeResult(events, state, len(fetched.keys))
 
 
 def evaluate_fetched(rule: Rule, run_id: str, fetched: Fetched, first: int, stop: int,

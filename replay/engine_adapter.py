@@ -1,6 +1,6 @@
 """RangeEvaluator backed by the alert engine's own range evaluation (finsentry.alerts.evaluate).
 
-`fired` is `run_range` (one query per rule and 60-day chunk, the rule state carried across
+`fired` is `run_chunks` (one query per rule and 60-day chunk, the rule state carried across
 chunks; for, realert, warm-up and keep_firing included: what live cycles minute by minute would
 have fired), keeping the `firing` transitions; `series`
 is `metric_series` (value and baseline per key and evaluated minute). Rules are read with the
@@ -53,21 +53,21 @@ class EngineEvaluator:
 
     def fired(self, store: Store, run_id: str, rule: Rule, start: datetime,
               end: datetime) -> list[Fired]:
-        """`run_range` over chunks of CHUNK, carrying the rule state from one to the next
-        (chained ranges equal one range), so memory stays bounded over a year of minutes."""
-        from finsentry.alerts.evaluate import run_range
+        """`run_chunks` over chunks of CHUNK, carrying the rule state from one to the next
+        (chained ranges equal one range; the next chunk is fetched while one is evaluated), so
+        memory stays bounded over a year of minutes."""
+        from finsentry.alerts.evaluate import run_chunks
 
-        out: list[Fired] = []
-        state = None
+        bounds = []
         at = start
         while at < end:
-            stop = min(end, at + CHUNK)
-            result = run_range(store, rule, run_id, at, stop, state=state)
-            state = result.state
+            bounds.append((at, min(end, at + CHUNK)))
+            at = bounds[-1][1]
+        out: list[Fired] = []
+        for result in run_chunks(store, rule, run_id, bounds):
             out += [Fired(e.rule, e.group_key, e.event_time, e.value, e.baseline,
                           f"p={e.p_value:.3g} docs={e.doc_count}")
                     for e in result.events if e.state == "firing"]
-            at = stop
         return out
 
     def series(self, store: Store, run_id: str, rule: Rule, start: datetime, end: datetime,

@@ -8,7 +8,7 @@ from datetime import timedelta
 import numpy as np
 from pydantic import TypeAdapter
 
-from finsentry.alerts.evaluate import evaluate_range, metric_series, run_range
+from finsentry.alerts.evaluate import evaluate_range, metric_series, run_chunks, run_range
 from finsentry.alerts.registry import RuleConfig
 from finsentry.store import Store
 from tests.alerts.synth import T0, poisson_stream, rollup_rows
@@ -46,6 +46,13 @@ def test_range_equals_live_minute_by_minute(store: Store) -> None:
         live.extend(result.events)
         state, minute = result.state, minute + timedelta(minutes=15)
     assert [(e.alert_id, e.state, e.event_time) for e in live] == \
+        [(e.alert_id, e.state, e.event_time) for e in events]
+
+    # chunks fetched one ahead while the previous is evaluated (the backtest's path): the same
+    bounds = [(start + timedelta(minutes=m), min(end, start + timedelta(minutes=m + 100)))
+              for m in range(0, 450, 100)]
+    chunked = [e for result in run_chunks(store, rule, "live", bounds) for e in result.events]
+    assert [(e.alert_id, e.state, e.event_time) for e in chunked] == \
         [(e.alert_id, e.state, e.event_time) for e in events]
 
     assert evaluate_range(store, rule, "replay-1", start, end) == []  # another run's rows
