@@ -48,10 +48,10 @@ class SignificanceBatch(Batch):
             cs_d, cs_n = fetched.block.cs_docs, fetched.block.cs_neg
         self.prep = rule._prepare(cs_d, cs_n, fetched.total)
         self._held = np.zeros((len(cs_d), n), dtype=bool)
-        rows, pos = self._candidates()
+        rows, pos, may = self._candidates()
         for a in range(0, len(rows), _CELLS):
             r, p = rows[a:a + _CELLS], pos[a:a + _CELLS]
-            self._held[r, p - first_eval] = rule._held_at(self.prep, r, p)
+            self._held[r, p - first_eval] = rule._held_at(self.prep, r, p, may[a:a + _CELLS])
         self._asked: list[tuple[int, np.ndarray]] = []
 
     def held(self, i: int) -> np.ndarray:
@@ -71,16 +71,19 @@ class SignificanceBatch(Batch):
         return [cond.take(np.arange(e - len(p), e)) for e, (_, p) in zip(ends, self._asked,
                                                                           strict=True)]
 
-    def _candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(key row, fetched minute) of every evaluated cell in a block that may hold."""
+    def _candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(key row, fetched minute) of every evaluated cell in a block that may hold, and per
+        such cell and window (cells x windows) whether the block's bound lets that window hold:
+        `_held_at` tests only those windows (a cell typically passes one or two of six)."""
         spec, prep, first, n = self.sig.spec, self.prep, self.first_eval, self.n
         keys = prep.cs_n.shape[0]
         if not keys or n <= 0:
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+            return (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp),
+                    np.zeros((0, len(self.sig.windows)), dtype=bool))
         grid = np.arange(first // _BLOCK, (first + n - 1) // _BLOCK + 1) * _BLOCK
         s = np.maximum(grid, first)  # the block's first and last evaluated minute
         e = np.minimum(grid + _BLOCK - 1, first + n - 1)
-        maybe = np.zeros((keys, len(s)), dtype=bool)
+        per_window = [np.zeros((keys, len(s)), dtype=bool) for _ in self.sig.windows]
         # the prefix sums every _GRID minutes (a small copy): counts over [a, b) are bounded
         # above by the grid interval around it and below by the one inside it
         size = prep.cs_n.shape[1] - 1
@@ -95,14 +98,14 @@ class SignificanceBatch(Batch):
         def ceil(x: np.ndarray) -> np.ndarray:
             return -(-x // _GRID)
 
-        for w in self.sig.windows:
+        for maybe, w in zip(per_window, self.sig.windows, strict=True):
             # K: negatives in [s - w + 1, e] (every window of the block is inside), at most
             k_hi = grid_n[:, ceil(e + 1)] - grid_n[:, floor(np.maximum(s + 1 - w, 0))]
             # U: other documents in [e - w + 1, s] (inside every window of the block), at least
             inner_hi = floor(s + 1)
             inner_lo = np.minimum(ceil(np.maximum(e - w + 1, 0)), inner_hi)
             u_lo = grid_u[:, inner_hi] - grid_u[:, inner_lo]
-            r, b = np.nonzero((k_hi >= spec.min_negatives) & ~maybe)
+            r, b = np.nonzero(k_hi >= spec.min_negatives)
             if not len(r):
                 continue
             if spec.same_hour:  # a window's rate is a mean of the hours its minutes are in
@@ -117,7 +120,9 @@ class SignificanceBatch(Batch):
                                   prep.rates[r, (e[b] - maxw + 1) // 60])
             k = k_hi[r, b]
             maybe[r, b] = may_be_below(k, k + u_lo[r, b], p_lo, self.sig.alpha_for(w))
-        r, b = np.nonzero(maybe)
+        r, b = np.nonzero(np.logical_or.reduce(per_window))
         lengths = e[b] - s[b] + 1
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        return np.repeat(r, lengths), np.repeat(s[b], lengths) + offsets
+        may = np.stack([m[r, b] for m in per_window], axis=1)
+        return (np.repeat(r, lengths), np.repeat(s[b], lengths) + offsets,
+                np.repeat(may, lengths, axis=0))
