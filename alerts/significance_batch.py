@@ -104,10 +104,10 @@ class SignificanceBatch(Batch):
             # U: other documents in [e - w + 1, s] (inside every window of the block), at least
             inner_hi = floor(s + 1)
             inner_lo = np.minimum(ceil(np.maximum(e - w + 1, 0)), inner_hi)
-            u_lo = grid_u[:, inner_hi] - grid_u[:, inner_lo]
             r, b = np.nonzero(k_hi >= spec.min_negatives)
             if not len(r):
                 continue
+            u_lo = grid_u[r, inner_hi[b]] - grid_u[r, inner_lo[b]]  # where K can reach
             if spec.same_hour:  # a window's rate is a mean of the hours its minutes are in
                 h0 = np.maximum(s[b] - w + 1, 0) // 60
                 h1 = e[b] // 60
@@ -119,7 +119,7 @@ class SignificanceBatch(Batch):
                 p_lo = np.minimum(prep.rates[r, (s[b] - maxw + 1) // 60],
                                   prep.rates[r, (e[b] - maxw + 1) // 60])
             k = k_hi[r, b]
-            maybe[r, b] = may_be_below(k, k + u_lo[r, b], p_lo, self.sig.alpha_for(w))
+            maybe[r, b] = may_be_below(k, k + u_lo, p_lo, self.sig.alpha_for(w))
         r, b = np.nonzero(np.logical_or.reduce(per_window))
         lengths = e[b] - s[b] + 1
         offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
