@@ -104,6 +104,7 @@ class CountingSink:
 
     def __init__(self, inner: Any, acked: Any = None) -> None:
         self.inner = inner
+        self.store = inner.store  # the worker's batch metrics go to it, as in `finsentry worker`
         self.acked = acked
         self.inserts = 0
         self.rows = 0

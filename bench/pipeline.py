@@ -1,6 +1,6 @@
 """End-to-end benchmark (not a test): does the classifier set the pace, or the plumbing?
 
-    .venv/bin/python bench/pipeline.py [--documents 2000] [--workers 1,2]
+    .venv/bin/python bench/pipeline.py [--documents 5000] [--workers 1,2]
                                        [--backends chdb,server] [--smoke]
 
 Measured in one run, on one machine, with one model, batch size and input (the demo's sample
@@ -81,8 +81,14 @@ def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespac
         "clickhouse": ch, "models": models,
         "worker": {"app_id": f"bench-{tag}", "run_id": f"bench-{tag}",
                    "batch_size": args.batch_size, "batch_max_wait_s": args.batch_max_wait,
-                   "pipeline_depth": args.pipeline_depth},
+                   "pipeline_depth": args.pipeline_depth, **worker_overrides(args)},
     })
+
+
+def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The worker settings given on the command line (the rest stay at their defaults)."""
+    given = {"insert_linger_s": args.insert_linger, "insert_max_rows": args.insert_max_rows}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 class Run:
@@ -285,7 +291,7 @@ class Run:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         self.args.profile.mkdir(parents=True, exist_ok=True)
         return [subprocess.Popen(
-            [spy, "record", "-p", str(p.pid), "-f", "raw", "-r", "50", "--nonblocking",
+            [spy, "record", "-p", str(p.pid), "-f", "raw", "-r", "200", "--nonblocking",
              "-o", str(self.args.profile / f"{self.backend}-{self.n_workers}-w{i}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, p in enumerate(self.procs)]
@@ -341,7 +347,13 @@ class Run:
 
 def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
             args: argparse.Namespace, bare: Bare) -> RunResult:
+    from finsentry.broker import EmbeddedBroker
+
     result = RunResult(backend, workers)
+    broker = None
+    if not args.bootstrap:  # a fresh broker per configuration (see start_services)
+        broker = EmbeddedBroker(env.tmp / f"broker-{backend}-{workers}").start()
+        env.bootstrap, env.broker_pid = broker.bootstrap, broker.pid
     run = Run(env, backend, workers, args)
     load0 = os.getloadavg()[0]
     try:
@@ -367,6 +379,8 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
         result.load = (load0, os.getloadavg()[0])
     finally:
         run.kill()
+        if broker is not None:
+            broker.stop()
     return result
 
 
@@ -412,15 +426,12 @@ class Bare:
 
 
 def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
-    from finsentry.broker import EmbeddedBroker
-
+    """The ClickHouse server shared by every configuration. The broker is not shared: each
+    configuration starts a fresh noida-db (in `measure`), because noida-db's CPU per document
+    grows with the topics it holds (0.12 -> 0.55 CPU-s per 1000 documents for the second
+    configuration of a run, whichever came first), which charged later rows for earlier ones."""
     env = Env(bootstrap=args.bootstrap or "", ch_host=None, ch_port=0)
     stack.append(lambda: shutil.rmtree(env.tmp, ignore_errors=True))
-    if not args.bootstrap:
-        broker = EmbeddedBroker(env.tmp / "broker").start()
-        stack.append(broker.stop)
-        env.bootstrap = broker.bootstrap
-        env.broker_pid = broker.pid
     if "server" in args.backends:
         if args.clickhouse:
             host, _, port = args.clickhouse.rpartition(":")
@@ -441,13 +452,15 @@ def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--documents", type=int, default=2000, help="documents in the timed burst")
+    ap.add_argument("--documents", type=int, default=5000, help="documents in the timed burst")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     ap.add_argument("--backends", default="chdb,server")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--batch-max-wait", type=float, default=1.0)
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--pipeline-depth", type=int, default=2, help="worker.pipeline_depth")
+    ap.add_argument("--insert-linger", type=float, default=None, help="worker.insert_linger_s")
+    ap.add_argument("--insert-max-rows", type=int, default=None, help="worker.insert_max_rows")
     ap.add_argument("--threads", type=int, default=None, help="models.threads (default: torch)")
     ap.add_argument("--paced-seconds", type=float, default=15.0)
     ap.add_argument("--idle-seconds", type=float, default=5.0)

@@ -116,8 +116,16 @@ class WorkerSettings(Section):
                                 "before it is abandoned uncommitted (keep below the "
                                 "orchestrator's kill timeout)")
     pipeline_depth: int = Field(
-        2, ge=1, le=8, description="Batches in flight: the next one is classified while the "
-        "previous one is inserted and sent (acks stay in order); 1 = one at a time")
+        2, ge=1, le=8, description="Batches in flight beyond one insert group: the next one is "
+        "classified while earlier ones are inserted and sent (acks stay in order); 1 with "
+        "insert_linger_s 0 = one batch at a time")
+    insert_max_rows: int = Field(
+        1024, ge=1, le=1_000_000, description="Most rows one ClickHouse insert holds: "
+        "classified batches waiting for the store are written together up to this")
+    insert_linger_s: float = Field(
+        1.0, ge=0, le=30, description="How long a classified batch may wait for the batches "
+        "already being classified behind it, to share their insert (never when none is "
+        "coming); 0 = only batches that queued while the store was busy share one")
     empty_fetch_backoff_s: float = Field(
         0.05, ge=0, le=5, description="Pause after an empty fetch a broker answered at once "
         "(noida-db); 0 = off")

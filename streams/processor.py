@@ -58,6 +58,8 @@ class BatchResult:
     rejected: list[Rejected] = field(default_factory=list)
     written: int = 0
     classify_s: float = 0.0  # time on the classify thread (decode + the model call)
+    inserts: int | None = None  # 1 on the batch leading an insert, 0 on those sharing it
+    insert_rows: int | None = None  # rows that insert wrote (the group's, on the leading batch)
 
 
 @dataclass
@@ -185,12 +187,32 @@ class BatchScorer:
                            classify_s=time.perf_counter() - started)
 
     def store(self, scored: list[ScoredDocument], rejected: list[Rejected]) -> BatchResult:
-        """The second half: ONE insert (retried); documents the store refuses are rejected."""
+        """The second half for one batch: ONE insert (retried); refused documents rejected."""
+        return self.store_many([BatchResult(scored=scored, rejected=rejected)])[0]
+
+    def store_many(self, batches: Sequence[BatchResult]) -> list[BatchResult]:
+        """Classified batches written in ONE insert (retried); one result per batch, in order.
+
+        Documents the store refuses are rejected from the batch they came in; the rows the
+        insert wrote are counted on the batches in order (a document already stored, or sent
+        twice, is written once)."""
+        scored = [doc for batch in batches for doc in batch.scored]
         written, refused = self.writer.write(scored)
-        if refused:
-            bad = {doc.document.id for doc, _ in refused}
-            scored = [s for s in scored if s.document.id not in bad]
-            for doc, reason in refused:
-                msg = RawMessage(doc.document.to_json(), self.topic)
-                rejected.append(_reject(msg, f"store refused it: {reason}", "store"))
-        return BatchResult(scored=scored, rejected=rejected, written=written)
+        reasons = {doc.document.id: reason for doc, reason in refused}
+        results: list[BatchResult] = []
+        left = written
+        for batch in batches:
+            keep = [s for s in batch.scored if s.document.id not in reasons]
+            rejected = list(batch.rejected)
+            for doc in batch.scored:
+                if doc.document.id in reasons:
+                    msg = RawMessage(doc.document.to_json(), self.topic)
+                    rejected.append(_reject(msg, f"store refused it: {reasons[doc.document.id]}",
+                                            "store"))
+            mine = min(len(keep), left)
+            left -= mine
+            results.append(BatchResult(scored=keep, rejected=rejected, written=mine,
+                                       classify_s=batch.classify_s, inserts=0, insert_rows=0))
+        if results and written:
+            results[0].inserts, results[0].insert_rows = 1, written
+        return results

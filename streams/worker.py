@@ -6,8 +6,10 @@ landed) and acks each event only after the batch's insert AND every send were co
 abandoned batch (shutdown, fatal error) stays unacked, so Faust never commits past it and a
 restart re-delivers it; the idempotent sink keeps queries duplicate-free. Batches are pipelined
 (`worker.pipeline_depth`, default 2): batch N+1 is decoded and classified on one thread while
-batch N is inserted on another and sent; storing, sending and acking stay in batch order, and a
-batch is never acked before its predecessor succeeded. Stopping is
+batch N is inserted on another and sent. Classified batches that follow each other share one
+insert (`streams.grouping`: up to `worker.insert_max_rows`, waiting at most
+`worker.insert_linger_s`, and only for batches already being classified); sending and acking
+stay in batch order, and a batch is never acked before its predecessor succeeded. Stopping is
 `streams.lifecycle`; storage faults are `streams.storing`; sends are `streams.publish`.
 """
 
@@ -27,6 +29,7 @@ from finsentry.errors import StoreInterrupted
 from finsentry.models.base import Classifier
 from finsentry.sanitize import inert
 from finsentry.store.metrics import record_batch
+from finsentry.streams.grouping import InsertGroups
 from finsentry.streams.lifecycle import DaemonExecutor, Lifecycle
 from finsentry.streams.processor import (
     BatchScorer,
@@ -114,26 +117,35 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
         lambda key, value: dlq.send(key=key, value=value),
         k.raw_topic, k.max_message_bytes, life.abort, settings.clickhouse.retry_max_wait_s)
 
-    async def process(stream: Any, events: list[Any],
-                      previous: asyncio.Task[None] | None) -> None:
-        """One batch: classify (thread 1), then, after the previous batch is done, insert
-        (thread 2), send, and only then ack. Chained on `previous`, so batches are stored,
-        published and acked in order, and a batch whose predecessor failed is never acked."""
+    classifying = [0]  # batches taken but not yet handed to the insert groups
+    groups = InsertGroups(scorer.store_many, executor, w.insert_max_rows, w.insert_linger_s,
+                          coming=lambda: classifying[0] > 0, hurry=lambda: life.stopping)
+
+    async def process(stream: Any, events: list[Any], previous: asyncio.Task[None] | None,
+                      handed: asyncio.Event, previous_handed: asyncio.Event | None) -> None:
+        """One batch: classify (thread 1); join an insert group in batch order (thread 2);
+        then, after the previous batch was sent and acked, send, and only then ack. Chained on
+        `previous`, so batches are published and acked in order, and a batch whose
+        predecessor failed is never acked."""
         loop = asyncio.get_running_loop()
         try:
-            messages = [RawMessage(e.message.value, e.message.topic, e.message.partition,
-                                   e.message.offset) for e in events]
-            started = time.monotonic()
-            first = await loop.run_in_executor(classify_executor, scorer.decode_and_classify,
-                                               messages)
+            try:
+                messages = [RawMessage(e.message.value, e.message.topic, e.message.partition,
+                                       e.message.offset) for e in events]
+                first = await loop.run_in_executor(classify_executor,
+                                                   scorer.decode_and_classify, messages)
+                stats.model_seconds += first.classify_s
+                if previous_handed is not None:
+                    await previous_handed.wait()  # groups are filled in batch order
+            finally:
+                classifying[0] -= 1
+                handed.set()
+                groups.nudge()
             classified = time.monotonic()
-            stats.model_seconds += first.classify_s
+            result = await groups.store(first)
+            elapsed = first.classify_s + (time.monotonic() - classified)
             if previous is not None:
                 await previous  # re-raises the predecessor's failure: then no ack here
-            store_started = time.monotonic()
-            result = await loop.run_in_executor(executor, scorer.store, first.scored,
-                                                first.rejected)
-            elapsed = (classified - started) + (time.monotonic() - store_started)
             await publisher.publish(result)  # confirmed before the events are acked
             if result.rejected:
                 log.warning("dead-lettered %d of %d messages from %s (first: %s)",
@@ -162,9 +174,15 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
             life.fail(f"batch from {k.raw_topic} failed: {inert(exc, 300)}")
         return False
 
+    # batches in flight: pipeline_depth beyond what one insert group holds, so the classifier
+    # keeps going while a group lingers or is inserted (1 and no linger = one at a time)
+    group_batches = -(-w.insert_max_rows // w.batch_size) if w.insert_linger_s > 0 else 1
+    max_in_flight = w.pipeline_depth + group_batches - 1
+
     @app.agent(raw, name="score")
     async def score(stream: Any) -> None:
         pending: deque[tuple[asyncio.Task[None], int]] = deque()
+        last_handed: asyncio.Event | None = None
         failed = False
         async for events in stream.noack_take(w.batch_size, within=w.batch_max_wait_s):
             if life.stopping:  # taken but not started: leave it unacked for the next owner
@@ -172,16 +190,19 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
                 break
             stats.begin()
             life.in_flight += 1
+            classifying[0] += 1
             previous = pending[-1][0] if pending else None
-            pending.append((asyncio.ensure_future(process(stream, events, previous)), len(events)))
-            # up to pipeline_depth batches in flight: the next one classifies while the
-            # previous one is inserted and sent (depth 1 = one batch at a time)
-            while pending and (len(pending) >= w.pipeline_depth or pending[0][0].done()):
+            handed = asyncio.Event()
+            pending.append((asyncio.ensure_future(
+                process(stream, events, previous, handed, last_handed)), len(events)))
+            last_handed = handed
+            while pending and (len(pending) >= max_in_flight or pending[0][0].done()):
                 if not await settle(*pending.popleft()):
                     failed = True
                     break
             if failed:
                 break
+        groups.nudge()
         while pending:  # drain: in-flight batches finish (or are abandoned) before we return
             await settle(*pending.popleft())
 
