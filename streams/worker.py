@@ -28,7 +28,7 @@ from finsentry.config import Settings
 from finsentry.errors import StoreInterrupted
 from finsentry.models.base import Classifier
 from finsentry.sanitize import inert
-from finsentry.store.metrics import record_batch
+from finsentry.store.metrics import flush_metrics, record_batch
 from finsentry.streams.grouping import InsertGroups
 from finsentry.streams.lifecycle import DaemonExecutor, Lifecycle
 from finsentry.streams.processor import (
@@ -283,5 +283,7 @@ def run_worker(settings: Settings, classifier: Classifier, sink: SinkProtocol,
         executor.shutdown(wait=True, timeout=settings.clickhouse.connect_timeout_s + 5)
         if not executor.busy:
             abort.clear()  # the store stays usable for the caller
+        if store is not None:
+            flush_metrics(store)  # the batch rows gathered in the last second
     stats.stop_reason, stats.fatal = life.stop_reason, life.fatal
     return stats

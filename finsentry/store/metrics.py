@@ -163,6 +163,14 @@ def writer_for(store: Store) -> MetricsWriter:
         return found
 
 
+def flush_metrics(store: object, timeout_s: float = 3.0) -> None:
+    """At a worker's exit: write the rows still gathered for `store` (if it has a writer)."""
+    with _writers_lock:
+        found = _writers.get(id(store))
+    if found is not None and found.store is store:
+        found.flush(timeout_s)
+
+
 @dataclass(frozen=True)
 class PartitionOffset:
     topic: str

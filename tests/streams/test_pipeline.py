@@ -93,6 +93,18 @@ def test_2000_documents_stored_exactly_once(kafka_settings: KafkaSettings,
                    "score_ok": 2000, "topics": 2000, "agg_docs": 2000}
     scored = consume_all(settings.kafka, settings.kafka.scored_topic, 2000)
     assert {s["document"]["id"] for s in scored} == {d.id for d in docs}
+    # a backlog: classified batches that follow each other shared inserts (streams/grouping)
+    store = open_store(settings.clickhouse)
+    try:
+        batches = store.query("SELECT count() AS n, sum(stored) AS stored, "
+                              "sum(inserts) AS inserts, sum(rows_per_insert) AS rows "
+                              "FROM worker_batches WHERE run_id = %(run)s",
+                              {"run": settings.worker.run_id})[0]
+    finally:
+        store.close()
+    assert batches["stored"] == batches["rows"] == 2000
+    assert batches["n"] >= 2000 / settings.worker.batch_size
+    assert batches["rows"] / batches["inserts"] > settings.worker.batch_size, batches
 
 
 def test_worker_killed_midstream_loses_nothing(store_settings: ClickHouseSettings,
