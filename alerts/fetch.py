@@ -174,12 +174,12 @@ def _densify(table: pa.Table, keys: list[str], lo: int, minutes: int, scores: bo
         counts = (packed >> 20) & _MASK
         # int32 when every sum of the fetch fits (cumsums of half the width run ~10x faster)
         dtype = np.int32 if int(counts.sum()) < 2**31 else np.int64
-        cs_docs = _prefix_sums(cell, counts, k, minutes, dtype,
-                               None if slot is None or scores else slot.take(0, k * (minutes + 1),
-                                                                            dtype))
-        cs_neg = _prefix_sums(cell, packed & _MASK, k, minutes, dtype,
-                              None if slot is None or scores else slot.take(1, k * (minutes + 1),
-                                                                           dtype))
+
+        def buffer(i: int) -> np.ndarray | None:  # score rules keep their arrays: no reuse
+            return None if slot is None or scores else slot.take(i, k * (minutes + 1), dtype)
+
+        cs_docs = _prefix_sums(cell, counts, k, minutes, dtype, buffer(0))
+        cs_neg = _prefix_sums(cell, packed & _MASK, k, minutes, dtype, buffer(1))
         out.keys = [dict(zip(keys, found[j], strict=True)) for j in order]
         out.block = KeyBlock(cs_docs, cs_neg)
         if scores:  # the dense per-key arrays now, with the score sums beside them

@@ -103,23 +103,36 @@ def build_net(encoder: Any, heads: Mapping[str, int], dropout: float = 0.1) -> A
 
 def load_net(path: Path, dtype: Any = None) -> tuple[Any, dict[str, Any]]:
     """The torch module of a multi-task folder (fp32 unless `dtype`) and its spec."""
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
     spec = read_spec(path)
-    encoder = AutoModel.from_pretrained(path, dtype=dtype or torch.float32,
-                                        add_pooling_layer=False) \
-        if _takes_pooler(path) else AutoModel.from_pretrained(path, dtype=dtype or torch.float32)
-    net = build_net(encoder, {n: len(h["labels"]) for n, h in spec["heads"].items()})
-    weights = load_file(str(Path(path) / HEADS_FILE))
-    net.heads.load_state_dict({k: v.to(dtype or torch.float32) for k, v in weights.items()})
+    net = build_net(load_encoder(path, dtype),
+                    {n: len(h["labels"]) for n, h in spec["heads"].items()})
+    net.heads.load_state_dict({f"{head}.{name}": v for head, weights in
+                               head_weights(path, dtype).items() for name, v in weights.items()})
     return net.eval(), spec
 
 
-def _takes_pooler(path: Path) -> bool:
+def load_encoder(path: Path, dtype: Any = None) -> Any:
+    """A folder's encoder (fp32 unless `dtype`); a BERT's pooler is left out (unused)."""
+    import torch
+    from transformers import AutoModel
+
+    kw: dict[str, Any] = {"dtype": dtype or torch.float32}
     cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    return cfg.get("model_type") == "bert"
+    if cfg.get("model_type") == "bert":
+        kw["add_pooling_layer"] = False
+    return AutoModel.from_pretrained(path, **kw)
+
+
+def head_weights(path: Path, dtype: Any = None) -> dict[str, dict[str, Any]]:
+    """A multi-task folder's heads.safetensors, one state dict per head."""
+    import torch
+    from safetensors.torch import load_file
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in load_file(str(Path(path) / HEADS_FILE)).items():
+        head, _, name = key.partition(".")
+        out.setdefault(head, {})[name] = value.to(dtype or torch.float32)
+    return out
 
 
 def save_net(net: Any, tok: Any, out: Path, labels: Mapping[str, tuple[str, ...]],

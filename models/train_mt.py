@@ -129,28 +129,23 @@ def build_examples(cfg: MTConfig, train: dict[str, D.Split], nsp: D.Split | None
 
 
 def _build_net(cfg: MTConfig, base_dir: Path, labels: dict[str, tuple[str, ...]]) -> Any:
-    import torch
-    from transformers import AutoModel
+    from finsentry.models.multitask import (
+        HEADS_FILE,
+        build_net,
+        head_weights,
+        load_encoder,
+        read_spec,
+    )
 
-    kw: dict[str, Any] = {"dtype": torch.float32}
-    if json.loads((base_dir / "config.json").read_text())["model_type"] == "bert":
-        kw["add_pooling_layer"] = False
-    encoder = AutoModel.from_pretrained(base_dir, **kw)
+    encoder = load_encoder(base_dir)
     if cfg.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
-    from finsentry.models.multitask import HEADS_FILE, build_net, read_spec
-
     net = build_net(encoder, {h: len(lab) for h, lab in labels.items()})
     if (base_dir / HEADS_FILE).is_file():  # a multi-task checkpoint: continue from its heads
-        from safetensors.torch import load_file
-
-        spec = read_spec(base_dir)["heads"]
-        weights = load_file(str(base_dir / HEADS_FILE))
+        spec, weights = read_spec(base_dir)["heads"], head_weights(base_dir)
         for h, lab in labels.items():
             if h in spec and tuple(spec[h]["labels"]) == tuple(lab):
-                net.heads[h].load_state_dict({k.split(".", 1)[1]: v.float()
-                                              for k, v in weights.items()
-                                              if k.split(".", 1)[0] == h})
+                net.heads[h].load_state_dict(weights[h])
                 log.info("head %s initialised from %s", h, base_dir)
     return net
 
