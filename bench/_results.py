@@ -20,6 +20,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -144,6 +145,8 @@ def emit(name: str, tables: Sequence[Table], *, meta: dict[str, Any] | None = No
         "tables": [asdict(t) for t in tables],
     }
     folder = out_dir or RESULTS_DIR
+    if out_dir is None and "--smoke" in sys.argv:  # a smoke run never replaces published results
+        folder = Path(tempfile.mkdtemp(prefix=f"bench-{name}-smoke-"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")

@@ -120,10 +120,10 @@ class WorkerSettings(Section):
         "classified while earlier ones are inserted and sent (acks stay in order); 1 with "
         "insert_linger_s 0 = one batch at a time")
     insert_max_rows: int = Field(
-        1024, ge=1, le=1_000_000, description="Most rows one ClickHouse insert holds: "
+        2048, ge=1, le=1_000_000, description="Most rows one ClickHouse insert holds: "
         "classified batches waiting for the store are written together up to this")
     insert_linger_s: float = Field(
-        1.0, ge=0, le=30, description="How long a classified batch may wait for the batches "
+        2.0, ge=0, le=30, description="How long a classified batch may wait for the batches "
         "already being classified behind it, to share their insert (never when none is "
         "coming); 0 = only batches that queued while the store was busy share one")
     empty_fetch_backoff_s: float = Field(

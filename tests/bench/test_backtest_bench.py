@@ -10,8 +10,9 @@ from pathlib import Path
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "backtest.py"
 
 
-def test_backtest_bench_smoke() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke"], capture_output=True,
+def test_backtest_bench_smoke(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--results", str(tmp_path)],
+                          capture_output=True,
                           text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "key-minutes/s" in done.stdout and "year x 500 keys (s)" in done.stdout
