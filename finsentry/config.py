@@ -124,8 +124,8 @@ class WorkerSettings(Section):
         "classified batches waiting for the store are written together up to this")
     insert_linger_s: float = Field(
         2.0, ge=0, le=30, description="How long a classified batch may wait for the batches "
-        "already being classified behind it, to share their insert (never when none is "
-        "coming); 0 = only batches that queued while the store was busy share one")
+        "behind it to share their insert, only while a backlog (2+ batches) waits for the "
+        "classifier; 0 = only batches that queued while the store was busy share one")
     empty_fetch_backoff_s: float = Field(
         0.05, ge=0, le=5, description="Pause after an empty fetch a broker answered at once "
         "(noida-db); 0 = off")

@@ -8,11 +8,13 @@ The same policy as Kafka's producer (linger.ms, batch.size) and ClickHouse's own
 inserts (async_insert_busy_timeout_ms, async_insert_max_data_size), applied one step earlier,
 where acks are still the worker's to give:
 
-- a classified batch waits at most `linger_s` for batches already taken and being classified
-  behind it (`coming()`), then every batch waiting goes in one insert of at most `max_rows` rows;
-- when nothing is coming (a trickle, the end of a burst, a stop) it is written at once, so a
-  quiet stream pays no extra latency; `linger_s = 0` writes each batch as soon as the store is
-  free (batches that queued while it was busy still share one insert);
+- a classified batch waits, at most `linger_s`, for the batches behind it while a backlog is
+  queued for the classifier (`coming()`: at least BACKLOG batches taken and not yet
+  classified): the worker is then saturated, and the wait costs latency it cannot avoid
+  anyway, not throughput; every batch waiting then goes in one insert of at most `max_rows`;
+- without a backlog (a trickle, half load, the end of a burst, a stop) a batch is written at
+  once, so a stream the worker keeps up with pays no extra latency; `linger_s = 0` writes each
+  batch as soon as the store is free (batches that queued while it was busy still share one);
 - each batch still gets its own result, and the worker sends and acks batch by batch, in order,
   only after the insert holding it landed. A failed insert fails every batch in it: none of
   them is acked, so all are re-delivered.
@@ -32,6 +34,7 @@ from finsentry.streams.processor import BatchResult
 __all__ = ["InsertGroups"]
 
 WriteMany = Callable[[Sequence[BatchResult]], list[BatchResult]]
+BACKLOG = 2  # batches waiting for the classifier that make a group wait for them
 
 
 @dataclass
@@ -45,13 +48,13 @@ class InsertGroups:
     """Collects classified batches (event loop side) and writes them in groups on `executor`."""
 
     def __init__(self, write_many: WriteMany, executor: Executor, max_rows: int,
-                 linger_s: float, coming: Callable[[], bool],
+                 linger_s: float, coming: Callable[[], int],
                  hurry: Callable[[], bool] = lambda: False) -> None:
         self.write_many = write_many
         self.executor = executor
         self.max_rows = max_rows
         self.linger_s = linger_s
-        self.coming = coming  # True while a batch already taken is still being classified
+        self.coming = coming  # batches taken and not yet classified
         self.hurry = hurry  # True when stopping: no more waiting
         self._waiting: deque[_Waiting] = deque()
         self._rows = 0
@@ -94,9 +97,9 @@ class InsertGroups:
                     w.done.set_result(result)
 
     async def _linger(self) -> None:
-        """Wait while more rows are coming, up to linger_s from the oldest waiting batch."""
+        """Wait while a backlog is coming, up to linger_s from the oldest waiting batch."""
         deadline = self._waiting[0].since + self.linger_s
-        while self._rows < self.max_rows and self.coming() and not self.hurry():
+        while self._rows < self.max_rows and self.coming() >= BACKLOG and not self.hurry():
             left = deadline - time.monotonic()
             if left <= 0:
                 return

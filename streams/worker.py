@@ -119,7 +119,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
 
     classifying = [0]  # batches taken but not yet handed to the insert groups
     groups = InsertGroups(scorer.store_many, executor, w.insert_max_rows, w.insert_linger_s,
-                          coming=lambda: classifying[0] > 0, hurry=lambda: life.stopping)
+                          coming=lambda: classifying[0], hurry=lambda: life.stopping)
 
     async def process(stream: Any, events: list[Any], previous: asyncio.Task[None] | None,
                       handed: asyncio.Event, previous_handed: asyncio.Event | None) -> None:

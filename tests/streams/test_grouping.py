@@ -36,13 +36,15 @@ def _batches(n: int, size: int) -> list[BatchResult]:
 
 async def _hand_in(groups: InsertGroups, batches: Sequence[BatchResult], coming: list[int],
                    gap_s: float = 0.05) -> list[BatchResult]:
-    """Hand batches in one after another, as the classify thread does; `coming` counts down."""
+    """Hand batches in one after another, as the classify thread does, with a backlog behind
+    them (`coming`); then the backlog ends (the stream went quiet)."""
     tasks = []
     for batch in batches:
-        coming[0] -= 1
         tasks.append(asyncio.ensure_future(groups.store(batch)))
         groups.nudge()
         await asyncio.sleep(gap_s)
+    coming[0] = 0
+    groups.nudge()
     return list(await asyncio.gather(*tasks))
 
 
@@ -53,11 +55,11 @@ def _stored(store: Store) -> int:
 
 def test_batches_following_each_other_share_one_insert(store: Store) -> None:
     executor = DaemonExecutor("test-store")
-    coming = [4]
+    coming = [5]
 
     async def main() -> list[BatchResult]:
         groups = InsertGroups(_scorer(store).store_many, executor, max_rows=1000,
-                              linger_s=30.0, coming=lambda: coming[0] > 0)
+                              linger_s=30.0, coming=lambda: coming[0])
         results = await _hand_in(groups, _batches(4, 10), coming)
         assert groups.inserts == 1
         return results
@@ -72,11 +74,11 @@ def test_batches_following_each_other_share_one_insert(store: Store) -> None:
 
 def test_max_rows_caps_a_group(store: Store) -> None:
     executor = DaemonExecutor("test-store")
-    coming = [4]
+    coming = [5]
 
     async def main() -> int:
         groups = InsertGroups(_scorer(store).store_many, executor, max_rows=25,
-                              linger_s=30.0, coming=lambda: coming[0] > 0)
+                              linger_s=30.0, coming=lambda: coming[0])
         results = await _hand_in(groups, _batches(4, 10), coming, gap_s=0.0)
         assert sum(r.written for r in results) == 40
         return groups.inserts
@@ -86,23 +88,23 @@ def test_max_rows_caps_a_group(store: Store) -> None:
     assert _stored(store) == 40
 
 
-def test_nothing_coming_or_stopping_means_no_wait(store: Store) -> None:
-    """A trickle pays no linger: with no batch behind it (or a stop begun) a batch is written
-    at once, though linger_s is a minute."""
+def test_no_backlog_or_stopping_means_no_wait(store: Store) -> None:
+    """A stream the worker keeps up with pays no linger: with at most one batch behind it (or a
+    stop begun) a batch is written at once, though linger_s is a minute."""
     executor = DaemonExecutor("test-store")
     stopping = [False]
 
     async def main() -> tuple[float, float]:
         groups = InsertGroups(_scorer(store).store_many, executor, max_rows=1000,
-                              linger_s=60.0, coming=lambda: False)
+                              linger_s=60.0, coming=lambda: 1)
         t0 = time.monotonic()
         await groups.store(_batches(1, 5)[0])
         lone = time.monotonic() - t0
         busy = InsertGroups(_scorer(store).store_many, executor, max_rows=1000, linger_s=60.0,
-                            coming=lambda: True, hurry=lambda: stopping[0])
+                            coming=lambda: 5, hurry=lambda: stopping[0])
         task = asyncio.ensure_future(busy.store(BatchResult(scored=[scored(100)])))
         await asyncio.sleep(0.3)
-        assert not task.done()  # lingering: a batch is said to be coming
+        assert not task.done()  # lingering: a backlog is said to be coming
         stopping[0] = True
         busy.nudge()
         t1 = time.monotonic()
@@ -130,14 +132,13 @@ def test_a_failed_insert_fails_every_batch_in_it() -> None:
         return [BatchResult(scored=b.scored, written=len(b.scored)) for b in batches]
 
     executor = DaemonExecutor("test-store")
-    coming = [3]
+    coming = [5]
 
     async def main() -> list[Any]:
         groups = InsertGroups(write_many, executor, max_rows=1000, linger_s=30.0,
-                              coming=lambda: coming[0] > 0)
+                              coming=lambda: coming[0])
         tasks = []
         for batch in _batches(3, 4)[:2]:
-            coming[0] -= 1
             tasks.append(asyncio.ensure_future(groups.store(batch)))
             await asyncio.sleep(0.05)
         coming[0] = 0
