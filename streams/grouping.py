@@ -57,7 +57,6 @@ class InsertGroups:
         self.coming = coming  # batches taken and not yet classified
         self.hurry = hurry  # True when stopping: no more waiting
         self._waiting: deque[_Waiting] = deque()
-        self._rows = 0
         self._arrived = asyncio.Event()
         self._drainer: asyncio.Task[None] | None = None
         self.inserts = 0  # groups written (for tests and progress)
@@ -66,7 +65,6 @@ class InsertGroups:
         """Queue one classified batch; returns its result once the insert holding it landed."""
         done: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(batch, done, time.monotonic()))
-        self._rows += len(batch.scored)
         self._arrived.set()
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.ensure_future(self._drain())
@@ -99,7 +97,8 @@ class InsertGroups:
     async def _linger(self) -> None:
         """Wait while a backlog is coming, up to linger_s from the oldest waiting batch."""
         deadline = self._waiting[0].since + self.linger_s
-        while self._rows < self.max_rows and self.coming() >= BACKLOG and not self.hurry():
+        while (sum(len(w.batch.scored) for w in self._waiting) < self.max_rows
+               and self.coming() >= BACKLOG and not self.hurry()):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -117,5 +116,4 @@ class InsertGroups:
             w = self._waiting.popleft()
             rows += len(w.batch.scored)
             group.append(w)
-        self._rows -= rows
         return group

@@ -202,13 +202,15 @@ class BatchScorer:
         results: list[BatchResult] = []
         left = written
         for batch in batches:
-            keep = [s for s in batch.scored if s.document.id not in reasons]
+            keep: list[ScoredDocument] = []
             rejected = list(batch.rejected)
             for doc in batch.scored:
-                if doc.document.id in reasons:
+                reason = reasons.get(doc.document.id)
+                if reason is None:
+                    keep.append(doc)
+                else:
                     msg = RawMessage(doc.document.to_json(), self.topic)
-                    rejected.append(_reject(msg, f"store refused it: {reasons[doc.document.id]}",
-                                            "store"))
+                    rejected.append(_reject(msg, f"store refused it: {reason}", "store"))
             mine = min(len(keep), left)
             left -= mine
             results.append(BatchResult(scored=keep, rejected=rejected, written=mine,

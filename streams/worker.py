@@ -8,7 +8,7 @@ restart re-delivers it; the idempotent sink keeps queries duplicate-free. Batche
 (`worker.pipeline_depth`, default 2): batch N+1 is decoded and classified on one thread while
 batch N is inserted on another and sent. Classified batches that follow each other share one
 insert (`streams.grouping`: up to `worker.insert_max_rows`, waiting at most
-`worker.insert_linger_s`, and only for batches already being classified); sending and acking
+`worker.insert_linger_s`, and only while a backlog waits for the classifier); sending and acking
 stay in batch order, and a batch is never acked before its predecessor succeeded. Stopping is
 `streams.lifecycle`; storage faults are `streams.storing`; sends are `streams.publish`.
 """

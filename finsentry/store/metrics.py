@@ -154,11 +154,18 @@ _writers: dict[int, MetricsWriter] = {}
 _writers_lock = threading.Lock()
 
 
+def _registered(store: object) -> MetricsWriter | None:
+    """The writer of this very store object (an id can be reused after a store is gone);
+    call with _writers_lock held."""
+    found = _writers.get(id(store))
+    return found if found is not None and found.store is store else None
+
+
 def writer_for(store: Store) -> MetricsWriter:
     """One writer (and thread) per store object."""
     with _writers_lock:
-        found = _writers.get(id(store))
-        if found is None or found.store is not store:
+        found = _registered(store)
+        if found is None:
             found = _writers[id(store)] = MetricsWriter(store)
         return found
 
@@ -166,8 +173,8 @@ def writer_for(store: Store) -> MetricsWriter:
 def flush_metrics(store: object, timeout_s: float = 3.0) -> None:
     """At a worker's exit: write the rows still gathered for `store` (if it has a writer)."""
     with _writers_lock:
-        found = _writers.get(id(store))
-    if found is not None and found.store is store:
+        found = _registered(store)
+    if found is not None:
         found.flush(timeout_s)
 
 
