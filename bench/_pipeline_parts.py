@@ -212,6 +212,9 @@ class RunResult:
     classifier_busy: float | None = None  # share of the burst the classify thread worked
     bare: tuple[float, float] | None = None  # bare docs/s, CPU-s/1000 right before + after
     idle_cpu_pct: float | None = None  # workers + broker while no input arrives, % of one core
+    classifier_threads: str = "default"  # the models.threads setting (bench --threads)
+    ceiling: float | None = None  # bare beside the services alone / bare alongside (_ceiling)
+    ceiling_cpu: dict[str, float] = field(default_factory=dict)  # its load, broker, server
     load: tuple[float, float] = (0.0, 0.0)
     note: str = ""
 
@@ -223,28 +226,36 @@ def percentile(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
 
 
-def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
+def tables(results: list[RunResult], bares: dict[str, tuple[float, float]],
            what: str, depth: int) -> list[Table]:
+    """`bares`: each thread setting's bare (docs/s, CPU-s per 1000 documents), all runs."""
     thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
-                ["backend", "workers", "docs/s", "bare docs/s alongside", "ratio to bare",
-                 "CPU ratio", "worker CPU ratio",
+                ["backend", "workers", "classifier threads", "docs/s", "bare docs/s alongside",
+                 "ratio to bare",
+                 "ceiling (services alone)", "CPU ratio", "worker CPU ratio",
                  "CPU-s/1000 docs (all)",
                  "workers", "broker", "ClickHouse", "bench", "load avg"])
-    thr.add("bare predict_batch (all runs)", "-", bare_rate, bare_rate, 1.0, 1.0, 1.0,
-            bare_cpu, bare_cpu, None, None, None, None)
+    for label, (bare_rate, bare_cpu) in bares.items():
+        thr.add("bare predict_batch (all runs)", "-", label, bare_rate, bare_rate, 1.0, None,
+                1.0, 1.0, bare_cpu, bare_cpu, None, None, None, None)
     for r in results:
         if r.docs_per_s is None:
-            thr.add(r.backend, r.workers, None, None, None, None, None, None, None, None,
-                    None, None, r.note)
+            thr.add(r.backend, r.workers, r.classifier_threads, None, None, None, None, None,
+                    None, None, None, None, None, None, r.note)
             continue
         total = sum(v for k, v in r.cpu.items() if k != "bench")
-        near_rate, near_cpu = r.bare or (bare_rate, bare_cpu)
-        thr.add(r.backend, r.workers, r.docs_per_s, near_rate, r.docs_per_s / near_rate,
-                near_cpu / total if total else None,
+        near_rate, near_cpu = r.bare or bares.get(r.classifier_threads, (1.0, 1.0))
+        thr.add(r.backend, r.workers, r.classifier_threads, r.docs_per_s, near_rate,
+                r.docs_per_s / near_rate,
+                r.ceiling, near_cpu / total if total else None,
                 near_cpu / r.cpu["workers"] if r.cpu.get("workers") else None, total,
                 r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
                 r.cpu.get("bench"), f"{r.load[0]:.1f}-{r.load[1]:.1f}")
     thr.notes.append(f"Model: {what}; worker.pipeline_depth {depth}. Ratio target >= 0.9. "
+                     "Classifier threads: 'default' = the runtime's own (one per core: the "
+                     "classifier takes every core, as `finsentry worker` does by default); "
+                     "'spare' = cores - 1 (models.threads) for the bare loop and the worker "
+                     "alike, leaving one core to the plumbing and services. "
                      "CPU columns: CPU seconds per 1000 documents during the timed burst; "
                      "'all' = workers + broker + ClickHouse server (chdb runs inside the "
                      "worker). CPU ratio = bare CPU-s / all CPU-s per document: the "
@@ -255,29 +266,37 @@ def tables(results: list[RunResult], bare_rate: float, bare_cpu: float,
                      "'ratio to bare' is wall clock against the bare loop run right before and "
                      "right after that burst (same texts, batch size and threads, model warm, "
                      "services up but idle), so load drifting between rows cancels out; "
+                     "ceiling = the bare loop once more while a separate process replays only "
+                     "the services' share of the burst (the same payloads produced to the same "
+                     "broker; on the server backend the same rows inserted in the burst's "
+                     "insert sizes), over bare alongside: the ratio a worker costing nothing "
+                     "would reach on this machine (bench/_ceiling.py); "
                      "queryable = the insert holding the document was acknowledged "
                      "(--visibility).")
     lat = Table("Latency at half capacity, memory, inserts",
-                ["backend", "workers", "paced docs/s", "p50 s", "p99 s",
+                ["backend", "workers", "classifier threads", "paced docs/s", "p50 s", "p99 s",
                  "peak worker RSS MB", "rows/insert (burst)", "rows/insert (paced)",
                  "idle CPU % (workers + broker)", "classifier busy % (burst)"])
     for r in results:
         if r.docs_per_s is None:
             continue
-        lat.add(r.backend, r.workers, r.paced_rate, r.latency_p50, r.latency_p99,
-                r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced, r.idle_cpu_pct,
+        lat.add(r.backend, r.workers, r.classifier_threads, r.paced_rate, r.latency_p50,
+                r.latency_p99, r.peak_rss_mb, r.rows_per_insert, r.rows_per_insert_paced,
+                r.idle_cpu_pct,
                 None if r.classifier_busy is None else 100 * r.classifier_busy)
     lat.notes.append("Targets: p99 <= 2 s, peak RSS <= 1.5 GB; rows/insert = documents per "
                      "ClickHouse insert (whole batches, never single rows). Classifier busy = "
                      "time the worker's classify thread spent decoding and in predict_batch, "
                      "over the burst's wall time: below 100% it waited for input.")
     per = Table("Worker CPU by thread during the burst (CPU-s/1000 docs)",
-                ["backend", "workers", "thread", "CPU-s/1000 docs", "share of worker CPU"])
+                ["backend", "workers", "classifier threads", "thread", "CPU-s/1000 docs",
+                 "share of worker CPU"])
     for r in results:
         total = sum(r.threads.values())
         for name, cpu in sorted(r.threads.items(), key=lambda kv: -kv[1]):
             if cpu >= 0.005:
-                per.add(r.backend, r.workers, name, cpu, cpu / total if total else None)
+                per.add(r.backend, r.workers, r.classifier_threads, name, cpu,
+                        cpu / total if total else None)
     per.notes.append("finsentry-classify = decode + predict_batch's Python side; native = "
                      "threads Python did not start (ONNX Runtime's intra-op pool, the "
                      "tokenizer's, chdb's); MainThread = Faust's event loop (agent, inserts' "

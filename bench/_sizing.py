@@ -22,7 +22,8 @@ REPLICAS = 2
 def _one_worker(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     for backend in ("server", "chdb"):
         for r in runs:
-            if r.get("backend") == backend and r.get("workers") == 1 and r.get("docs_per_s"):
+            if r.get("backend") == backend and r.get("workers") == 1 and r.get("docs_per_s") \
+                    and r.get("classifier_threads", "default") == "default":
                 return r
     return None
 

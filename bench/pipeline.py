@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _ceiling import run_load, services_alone
 from _pipeline_parts import (
     RunResult,
     VisibilityPoller,
@@ -62,7 +63,8 @@ class Env:
     tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fs-bench-")))
 
 
-def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespace) -> Any:
+def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespace,
+                  threads: int | None) -> Any:
     from finsentry.config import Settings
 
     tag = uuid.uuid4().hex[:8]
@@ -71,9 +73,7 @@ def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespac
         ch["chdb_path"] = str(run_dir / "chdb")
     else:
         ch.update(host=env.ch_host, port=env.ch_port)
-    models: dict[str, Any] = {}
-    if args.threads:
-        models["threads"] = args.threads
+    models: dict[str, Any] = {} if threads is None else {"threads": threads}
     return Settings.model_validate({
         "kafka": {"bootstrap_servers": env.bootstrap, "raw_topic": f"b{tag}.raw",
                   "scored_topic": f"b{tag}.scored", "dead_letter_topic": f"b{tag}.dlq",
@@ -94,11 +94,12 @@ def worker_overrides(args: argparse.Namespace) -> dict[str, Any]:
 class Run:
     """One configuration: topics, store, W worker children, the three phases."""
 
-    def __init__(self, env: Env, backend: str, workers: int, args: argparse.Namespace) -> None:
+    def __init__(self, env: Env, backend: str, workers: int, args: argparse.Namespace,
+                 threads: int | None) -> None:
         self.env, self.backend, self.n_workers, self.args = env, backend, workers, args
         self.dir = env.tmp / f"{backend}-{workers}-{uuid.uuid4().hex[:6]}"
         self.dir.mkdir()
-        self.settings = make_settings(env, backend, self.dir, args)
+        self.settings = make_settings(env, backend, self.dir, args, threads)
         self.visible: dict[str, float] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
         self.poller: VisibilityPoller | None = None
@@ -354,12 +355,12 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
             args: argparse.Namespace, bare: Bare) -> RunResult:
     from finsentry.broker import EmbeddedBroker
 
-    result = RunResult(backend, workers)
+    result = RunResult(backend, workers, classifier_threads=bare.label)
     broker = None
     if not args.bootstrap:  # a fresh broker per configuration (see start_services)
         broker = EmbeddedBroker(env.tmp / f"broker-{backend}-{workers}").start()
         env.bootstrap, env.broker_pid = broker.bootstrap, broker.pid
-    run = Run(env, backend, workers, args)
+    run = Run(env, backend, workers, args, bare.threads)
     load0 = os.getloadavg()[0]
     try:
         run.start()
@@ -370,6 +371,11 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
         after = bare.run()
         result.bare = ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
         assert result.docs_per_s is not None
+        if not args.no_ceiling:
+            rate, result.ceiling_cpu = services_alone(
+                run, docs["burst"], bare, round(result.rows_per_insert or args.batch_size),
+                len(docs["burst"]) / result.docs_per_s)
+            result.ceiling = rate / result.bare[0]
         rate = max(1.0, result.docs_per_s / 2)
         n = max(10, min(len(docs["paced"]), int(rate * args.paced_seconds)))
         run.paced(docs["paced"][:n], rate, result)
@@ -398,14 +404,14 @@ class Bare:
     percent within minutes); the worker processes, broker and server are up but idle then.
     """
 
-    def __init__(self, texts: list[str], args: argparse.Namespace) -> None:
+    def __init__(self, texts: list[str], batch_size: int, threads: int | None,
+                 label: str) -> None:
         from finsentry.config import ModelSettings
         from finsentry.models import load_classifier
 
-        settings = ModelSettings.model_validate({"threads": args.threads} if args.threads
-                                                else {})
-        self.texts, self.batch = texts, args.batch_size
-        self.clf = load_classifier(settings)
+        settings = ModelSettings.model_validate({} if threads is None else {"threads": threads})
+        self.texts, self.batch, self.threads, self.label = texts, batch_size, threads, label
+        self.clf: Any = load_classifier(settings)
         self.rss = peak_rss_mb(os.getpid()) or 0.0
         self.clf.predict_batch(texts[:self.batch])  # warm-up, as the worker's
         pred = self.clf.predict_batch(texts[:1])[0]
@@ -414,20 +420,45 @@ class Bare:
                    else settings.backend)
         self.what = f"{pred.model_name} {pred.model_version} (backend {runtime})"
         self.runs: list[tuple[float, float]] = []  # (docs/s, CPU-s per 1000 docs)
+        self.predictions: list[Any] = []  # the last pass's (rows for the ceiling's inserts)
 
-    def run(self) -> tuple[float, float]:
-        """One timed pass: documents/s and CPU-s per 1000 documents."""
-        b, texts = self.batch, self.texts
+    def run(self, record: bool = True) -> tuple[float, float]:
+        """One timed pass: documents/s and CPU-s per 1000 documents (`record`: count it in
+        the bare mean; the ceiling's pass beside the services is not a bare figure)."""
+        b, texts, preds = self.batch, self.texts, []
         c0, t0 = time.process_time(), time.perf_counter()
         for i in range(0, len(texts), b):
-            self.clf.predict_batch(texts[i:i + b])
+            preds.extend(self.clf.predict_batch(texts[i:i + b]))
         took, cpu = time.perf_counter() - t0, time.process_time() - c0
-        self.runs.append((len(texts) / took, cpu * 1000 / len(texts)))
-        return self.runs[-1]
+        self.predictions = preds
+        figures = (len(texts) / took, cpu * 1000 / len(texts))
+        if record:
+            self.runs.append(figures)
+        return figures
+
+    def release(self) -> None:
+        """Drop the model (the next thread setting loads its own)."""
+        self.clf = None
+        self.predictions = []
 
     def mean(self) -> tuple[float, float]:
         return (sum(r for r, _ in self.runs) / len(self.runs),
                 sum(c for _, c in self.runs) / len(self.runs))
+
+
+def thread_settings(spec: str) -> list[tuple[str, int | None]]:
+    """'default,spare,3' -> [('default', None), ('spare', cores - 1), ('3', 3)]."""
+    out: list[tuple[str, int | None]] = []
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        if item == "default":
+            out.append((item, None))
+        elif item == "spare":
+            out.append((item, max(1, (os.cpu_count() or 2) - 1)))
+        elif item.isdigit() and int(item) > 0:
+            out.append((item, int(item)))
+        else:
+            raise SystemExit(f"--threads: {item!r} is not 'default', 'spare' or a number")
+    return out or [("default", None)]
 
 
 def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
@@ -466,7 +497,10 @@ def main() -> None:
     ap.add_argument("--pipeline-depth", type=int, default=2, help="worker.pipeline_depth")
     ap.add_argument("--insert-linger", type=float, default=None, help="worker.insert_linger_s")
     ap.add_argument("--insert-max-rows", type=int, default=None, help="worker.insert_max_rows")
-    ap.add_argument("--threads", type=int, default=None, help="models.threads (default: torch)")
+    ap.add_argument("--threads", default="default,spare",
+                    help="classifier thread settings to measure, comma-separated: 'default' "
+                         "(the runtime's, one per core), 'spare' (cores - 1: a core left to "
+                         "the plumbing; one worker only) or a number")
     ap.add_argument("--paced-seconds", type=float, default=15.0)
     ap.add_argument("--idle-seconds", type=float, default=5.0)
     ap.add_argument("--timeout", type=float, default=300.0)
@@ -478,10 +512,16 @@ def main() -> None:
     ap.add_argument("--profile", type=Path, default=None,
                     help="py-spy each worker during the burst; raw stacks into this folder")
     ap.add_argument("--smoke", action="store_true", help=f"{SMOKE_DOCS} documents, 1 worker")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="skip the bare loop beside the services alone (bench/_ceiling.py)")
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--load", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         run_child(args.child)
+        return
+    if args.load:
+        run_load(args.load)
         return
     if args.smoke:
         args.documents, args.workers, args.paced_seconds = SMOKE_DOCS, "1", 2.0
@@ -496,37 +536,48 @@ def main() -> None:
     sample = generate(n_warm + 2 * n, seed=11).documents
     docs = {"warm": sample[:n_warm], "burst": sample[n_warm:n_warm + n],
             "paced": sample[n_warm + n:]}
-    bare = Bare([d.classify_text for d in docs["burst"]], args)
-    bare_rate, bare_cpu = bare.run()
-    print(f"bare classifier: {bare_rate:.1f} docs/s, {bare_cpu:.2f} CPU-s/1000 docs "
-          f"({bare.what})", flush=True)
+    texts = [d.classify_text for d in docs["burst"]]
     stack: list[Any] = []
     results: list[RunResult] = []
+    bares: list[Bare] = []
     try:
         env = start_services(args, stack)
-        for backend in args.backends:
-            for w in workers:
-                if backend == "chdb" and w > 1:
-                    results.append(RunResult(backend, w, note="n/a: one process per chdb path"))
-                    continue
-                r = measure(env, backend, w, docs, args, bare)
-                print(f"{backend} x{w}: {r.docs_per_s:.1f} docs/s, p99 {r.latency_p99:.2f} s",
-                      flush=True)
-                results.append(r)
-        bare_rate, bare_cpu = bare.mean()
+        for label, threads in thread_settings(args.threads):
+            bare = Bare(texts, args.batch_size, threads, label)
+            bare_rate, bare_cpu = bare.run()
+            print(f"bare classifier, threads {label}: {bare_rate:.1f} docs/s, {bare_cpu:.2f} "
+                  f"CPU-s/1000 docs ({bare.what})", flush=True)
+            for backend in args.backends:
+                for w in workers:
+                    if threads is not None and label == "spare" and w > 1:
+                        continue  # one core left to the plumbing is a one-worker setting
+                    if backend == "chdb" and w > 1:
+                        results.append(RunResult(backend, w, classifier_threads=label,
+                                                 note="n/a: one process per chdb path"))
+                        continue
+                    r = measure(env, backend, w, docs, args, bare)
+                    print(f"{backend} x{w} threads {label}: {r.docs_per_s:.1f} docs/s, "
+                          f"p99 {r.latency_p99:.2f} s", flush=True)
+                    results.append(r)
+            bare.release()
+            bares.append(bare)
     finally:
         for undo in reversed(stack):
             undo()
-    what = bare.what
-    emit("pipeline", tables(results, bare_rate, bare_cpu, what, args.pipeline_depth),
+    first = bares[0]
+    bare_rate, bare_cpu = first.mean()
+    emit("pipeline", tables(results, {b.label: b.mean() for b in bares}, first.what,
+                            args.pipeline_depth),
          out_dir=args.results,
-         meta={"documents": n, "batch_size": args.batch_size, "model": what,
+         meta={"documents": n, "batch_size": args.batch_size, "model": first.what,
                "pipeline_depth": args.pipeline_depth,
-               "bare_runs_docs_per_s": [r for r, _ in bare.runs],
-               "bare_runs_cpu_s_per_1000": [c for _, c in bare.runs],
+               "bare_runs_docs_per_s": [r for r, _ in first.runs],
+               "bare_runs_cpu_s_per_1000": [c for _, c in first.runs],
                "visibility": args.visibility,
-               "threads": args.threads, "bare_docs_per_s": bare_rate,
-               "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": bare.rss,
+               "threads": first.label, "bare_docs_per_s": bare_rate,
+               "bare_cpu_s_per_1000": bare_cpu, "bench_rss_after_model_load_mb": first.rss,
+               "bare_by_threads": {b.label: {"threads": b.threads, "runs": b.runs}
+                                   for b in bares},
                "bytes_per_row": next((r.bytes_per_row for r in results if r.bytes_per_row),
                                      None),
                "runs": [r.__dict__ for r in results]})

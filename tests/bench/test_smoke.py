@@ -28,8 +28,10 @@ def test_pipeline_smoke(tmp_path: Path, kafka_bootstrap: str,
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     assert "ratio to bare" in done.stdout and "p99 s" in done.stdout
     record = json.loads((tmp_path / "pipeline.json").read_text())
-    runs = {r["backend"]: r for r in record["meta"]["runs"]}
-    assert set(runs) == {"chdb", "server"} and record["meta"]["bare_docs_per_s"] > 0
+    runs = {(r["backend"], r["classifier_threads"]): r for r in record["meta"]["runs"]}
+    # each backend with the runtime's threads and with a core left to the plumbing
+    assert set(runs) == {(b, t) for b in ("chdb", "server") for t in ("default", "spare")}
+    assert record["meta"]["bare_docs_per_s"] > 0
     for r in runs.values():
         assert r["workers"] == 1 and r["docs_per_s"] > 0
         assert r["latency_p50"] > 0 and r["latency_p99"] >= r["latency_p50"]
@@ -37,9 +39,13 @@ def test_pipeline_smoke(tmp_path: Path, kafka_bootstrap: str,
         assert r["rows_per_insert"] > 1  # whole batches, never single rows
         assert r["bare"][0] > 0  # the bare loop ran right before and after this burst
         assert 0 < r["classifier_busy"] <= 1.05 and r["threads"]["finsentry-classify"] > 0
+        # the bare loop beside the services alone (bench/_ceiling.py) ran in its own process
+        assert r["ceiling"] > 0 and r["ceiling_cpu"]["load"] > 0
     assert record["meta"]["visibility"] == "ack"
     assert len(record["meta"]["bare_runs_docs_per_s"]) == 5  # first, then before + after each
-    assert runs["server"]["bytes_per_row"] > 0
+    # (the ceiling's pass is not a bare figure)
+    assert [len(b["runs"]) for b in record["meta"]["bare_by_threads"].values()] == [5, 5]
+    assert runs[("server", "default")]["bytes_per_row"] > 0
 
 
 def test_models_smoke(tmp_path: Path) -> None:
