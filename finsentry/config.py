@@ -152,7 +152,10 @@ class ModelSettings(Section):
     max_length: int = Field(128, ge=8, le=512)
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")
     quantize: bool = Field(True, description="int8 fast path on CPU")
-    threads: int | None = Field(None, ge=1, description="torch threads; unset = torch default")
+    threads: int | None = Field(
+        None, ge=1, description="Classifier threads (torch and ONNX Runtime intra-op); unset = "
+        "the runtime's default, one per core. cores - 1 leaves a core to the worker's event "
+        "loop and inserts: on 2 cores that costs speed, see docs/performance.md")
     backend: Literal["auto", "torch", "int8", "onnx"] = Field(
         "auto", description="CPU runtime: auto = the int8 fast path when quantize, else torch")
     data_root: Path | None = Field(None, description="Labelled data; unset = ../shared/data "
