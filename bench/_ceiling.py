@@ -30,7 +30,7 @@ def prediction_dicts(preds: list[Any]) -> list[dict[str, Any]]:
 def run_load(spec_path: Path) -> None:
     """Body of the load child: prepare everything, wait for the go file, then produce the
     burst and (server backend) insert the rows; write its own CPU-s and wall time."""
-    from kafka import KafkaProducer
+    from _burst import BurstProducer, partition_for
 
     from finsentry.config import Settings
     from finsentry.models.base import Prediction
@@ -41,9 +41,9 @@ def run_load(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     settings = Settings.model_validate(spec["settings"])
     docs = [Document.model_validate_json(raw) for raw in spec["documents"]]
-    payloads = [(d.id.encode(), d.to_json()) for d in docs]
-    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all",
-                             linger_ms=5)
+    parts = settings.kafka.partitions
+    records = [(d.id.encode(), d.to_json(), partition_for(d.id.encode(), parts)) for d in docs]
+    producer = BurstProducer(settings.kafka.bootstrap_servers)
     sink = None
     scored: list[Any] = []
     if spec["insert_rows"]:
@@ -56,9 +56,7 @@ def run_load(spec_path: Path) -> None:
     while not go.exists():
         time.sleep(0.002)
     t0, c0 = time.monotonic(), time.process_time()
-    for key, value in payloads:
-        producer.send(spec["topic"], key=key, value=value)
-    producer.flush()
+    producer.send(spec["topic"], records)  # as the burst was produced (bench/_burst.py)
     if sink is not None:
         size = max(1, int(spec["insert_rows"]))
         starts = list(range(0, len(scored), size))

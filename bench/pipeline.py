@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _burst import BurstProducer, partition_for
 from _ceiling import run_load, services_alone
 from _pipeline_parts import (
     RunResult,
@@ -105,6 +106,7 @@ class Run:
         self.poller: VisibilityPoller | None = None
         self.store: Any = None
         self.producer: Any = None
+        self.burst_producer: BurstProducer | None = None
         self.acked = args.visibility == "ack"
         n_files = workers if self.acked else 1
         self.vis_files = [self.dir / f"visible-{i}.tsv" for i in range(n_files)]
@@ -145,6 +147,15 @@ class Run:
             log.close()
         self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
                                       acks="all", linger_ms=5)
+        self.burst_producer = BurstProducer(self.settings.kafka.bootstrap_servers)
+
+    def close_producers(self) -> None:
+        if self.producer is not None:
+            self.producer.close()
+            self.producer = None
+        if self.burst_producer is not None:
+            self.burst_producer.close()
+            self.burst_producer = None
 
     def bytes_per_row(self) -> float | None:
         if self.store is None:
@@ -167,9 +178,7 @@ class Run:
             finals.append(self.progress(i))
         if self.poller is not None:
             self.poller.stop()
-        if self.producer is not None:
-            self.producer.close()
-            self.producer = None
+        self.close_producers()
         if self.store is not None:
             self.store.execute(f"DROP DATABASE IF EXISTS {self.settings.clickhouse.database}")
             self.store.close()
@@ -184,9 +193,7 @@ class Run:
                 proc.wait(10)
         if self.poller is not None:
             self.poller.stop()
-        if self.producer is not None:
-            self.producer.close()
-            self.producer = None
+        self.close_producers()
         if self.store is not None:
             self.store.close()
             self.store = None
@@ -262,19 +269,13 @@ class Run:
         b, took = self.cpu_snapshot(), time.monotonic() - t0
         return 100 * sum(b[k] - a[k] for k in ("workers", "broker") if k in a) / took
 
-    def send(self, docs: list[Any], payloads: list[tuple[bytes, bytes]] | None = None
-             ) -> dict[str, float]:
-        """Produce `docs` (serialised beforehand when `payloads` is given: a crawler serialises
-        on its own machine, so the timed burst does not charge that to the pipeline)."""
-        sent: dict[str, float] = {}
+    def send(self, docs: list[Any]) -> None:
+        """Produce `docs` one by one (warm-up rounds; the timed burst uses `burst_records`)."""
         topic = self.settings.kafka.raw_topic
         self.sent.update(d.id for d in docs)
-        payloads = payloads or [(d.id.encode(), d.to_json()) for d in docs]
-        for d, (key, value) in zip(docs, payloads, strict=True):
-            sent[d.id] = time.time()
-            self.producer.send(topic, key=key, value=value)
+        for d in docs:
+            self.producer.send(topic, key=d.id.encode(), value=d.to_json())
         self.producer.flush()
-        return sent
 
     def warm_up(self, docs: list[Any]) -> None:
         """Rounds of documents until every worker has processed some (joined, warm)."""
@@ -305,10 +306,12 @@ class Run:
         spies = self.profile()
         before, ins0, th0 = self.cpu_snapshot(), self.totals(), self.thread_cpu()
         busy0 = self.model_seconds()
-        payloads = [(d.id.encode(), d.to_json()) for d in docs]
-        t0 = time.time()
-        self.send(docs, payloads)
+        records = burst_records(docs, self.settings.kafka.partitions)
+        assert self.burst_producer is not None
         ids = [d.id for d in docs]
+        self.sent.update(ids)
+        t0 = time.time()
+        self.burst_producer.send(self.settings.kafka.raw_topic, records)
         if not self.wait_visible(ids, self.args.timeout):
             missing = sum(1 for i in ids if i not in self.visible)
             raise RuntimeError(f"{self.backend}/{self.n_workers}: {missing} documents not "
@@ -349,6 +352,13 @@ class Run:
         result.latency_p50, result.latency_p99 = percentile(lat, 50), percentile(lat, 99)
         inserts = ins1[0] - ins0[0]
         result.rows_per_insert_paced = (ins1[1] - ins0[1]) / inserts if inserts else None
+
+
+def burst_records(docs: list[Any], partitions: int) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, partition) per document, made before the clock starts: a crawler
+    serialises and partitions on its own machine (see bench/_burst.py)."""
+    return [(d.id.encode(), d.to_json(), partition_for(d.id.encode(), partitions))
+            for d in docs]
 
 
 def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
