@@ -13,7 +13,11 @@ stream, keyed by document id so partitions fill evenly):
 3. produce -> queryable latency p50/p99 with input paced at half the measured capacity;
 4. peak RSS of a worker with its models loaded; ClickHouse rows per insert;
 5. CPU seconds per 1000 documents for the workers, the broker, the ClickHouse server and the
-   bench itself (producer + poller), so results on a loaded machine can still be compared.
+   bench itself (producer + poller), so results on a loaded machine can still be compared;
+6. the ceiling: the bare loop beside the services alone, no worker (bench/_ceiling.py);
+7. all of it at each classifier thread setting (`--threads default,spare`: one per core, and
+   cores - 1, which leaves a core to the plumbing; `spare` runs one worker).
+The timed burst is produced as one record batch per partition (bench/_burst.py).
 chdb allows one process per data path, so chdb runs with one worker only. A document is
 queryable when the insert holding it was acknowledged (a MergeTree insert is synchronous; every
 document is then checked to be stored), or with `--visibility poll` when a 0.1 s poll first
@@ -36,13 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _bare import Bare, thread_settings
 from _burst import BurstProducer, partition_for
 from _ceiling import run_load, services_alone
 from _pipeline_parts import (
     RunResult,
     VisibilityPoller,
     cpu_seconds,
-    peak_rss_mb,
     percentile,
     run_child,
     tables,
@@ -403,72 +407,6 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
         if broker is not None:
             broker.stop()
     return result
-
-
-class Bare:
-    """The bare classifier, loaded once in the benchmark process: a loop over `predict_batch`
-    at the worker's batch size over the burst's texts (the same texts, in the order produced).
-
-    It runs right before and right after every burst, so each end-to-end row is compared with
-    the bare loop measured next to it in time (on a shared machine the load drifts by tens of
-    percent within minutes); the worker processes, broker and server are up but idle then.
-    """
-
-    def __init__(self, texts: list[str], batch_size: int, threads: int | None,
-                 label: str) -> None:
-        from finsentry.config import ModelSettings
-        from finsentry.models import load_classifier
-
-        settings = ModelSettings.model_validate({} if threads is None else {"threads": threads})
-        self.texts, self.batch, self.threads, self.label = texts, batch_size, threads, label
-        self.clf: Any = load_classifier(settings)
-        self.rss = peak_rss_mb(os.getpid()) or 0.0
-        self.clf.predict_batch(texts[:self.batch])  # warm-up, as the worker's
-        pred = self.clf.predict_batch(texts[:1])[0]
-        engine = getattr(self.clf, "sentiment", None)
-        runtime = (f"{engine.backend} on {engine.device}" if engine is not None
-                   else settings.backend)
-        self.what = f"{pred.model_name} {pred.model_version} (backend {runtime})"
-        self.runs: list[tuple[float, float]] = []  # (docs/s, CPU-s per 1000 docs)
-        self.predictions: list[Any] = []  # the last pass's (rows for the ceiling's inserts)
-
-    def run(self, record: bool = True) -> tuple[float, float]:
-        """One timed pass: documents/s and CPU-s per 1000 documents (`record`: count it in
-        the bare mean; the ceiling's pass beside the services is not a bare figure)."""
-        b, texts, preds = self.batch, self.texts, []
-        c0, t0 = time.process_time(), time.perf_counter()
-        for i in range(0, len(texts), b):
-            preds.extend(self.clf.predict_batch(texts[i:i + b]))
-        took, cpu = time.perf_counter() - t0, time.process_time() - c0
-        self.predictions = preds
-        figures = (len(texts) / took, cpu * 1000 / len(texts))
-        if record:
-            self.runs.append(figures)
-        return figures
-
-    def release(self) -> None:
-        """Drop the model (the next thread setting loads its own)."""
-        self.clf = None
-        self.predictions = []
-
-    def mean(self) -> tuple[float, float]:
-        return (sum(r for r, _ in self.runs) / len(self.runs),
-                sum(c for _, c in self.runs) / len(self.runs))
-
-
-def thread_settings(spec: str) -> list[tuple[str, int | None]]:
-    """'default,spare,3' -> [('default', None), ('spare', cores - 1), ('3', 3)]."""
-    out: list[tuple[str, int | None]] = []
-    for item in (x.strip() for x in spec.split(",") if x.strip()):
-        if item == "default":
-            out.append((item, None))
-        elif item == "spare":
-            out.append((item, max(1, (os.cpu_count() or 2) - 1)))
-        elif item.isdigit() and int(item) > 0:
-            out.append((item, int(item)))
-        else:
-            raise SystemExit(f"--threads: {item!r} is not 'default', 'spare' or a number")
-    return out or [("default", None)]
 
 
 def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
