@@ -18,11 +18,15 @@ from typing import Any
 MAX_BATCH_BYTES = 512 * 1024
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), as kafka-python and Java clients."""
-    from aiokafka.partitioner import murmur2
+def burst_records(docs: Sequence[Any], partitions: int) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, partition) per document, made before the clock starts: a crawler
+    serialises and partitions on its own machine. The partition is aiokafka's default
+    partitioner's choice (murmur2 of the key, as kafka-python's and the Java client's)."""
+    from aiokafka.partitioner import DefaultPartitioner
 
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    choose, every = DefaultPartitioner(), list(range(partitions))
+    return [(key, d.to_json(), choose(key, every, every))
+            for d in docs for key in (d.id.encode(),)]
 
 
 class BurstProducer:

@@ -23,14 +23,10 @@ from pathlib import Path
 from typing import Any
 
 
-def prediction_dicts(preds: list[Any]) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(p) for p in preds]
-
-
 def run_load(spec_path: Path) -> None:
     """Body of the load child: prepare everything, wait for the go file, then produce the
     burst and (server backend) insert the rows; write its own CPU-s and wall time."""
-    from _burst import BurstProducer, partition_for
+    from _burst import BurstProducer, burst_records
 
     from finsentry.config import Settings
     from finsentry.models.base import Prediction
@@ -41,8 +37,7 @@ def run_load(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     settings = Settings.model_validate(spec["settings"])
     docs = [Document.model_validate_json(raw) for raw in spec["documents"]]
-    parts = settings.kafka.partitions
-    records = [(d.id.encode(), d.to_json(), partition_for(d.id.encode(), parts)) for d in docs]
+    records = burst_records(docs, settings.kafka.partitions)
     producer = BurstProducer(settings.kafka.bootstrap_servers)
     sink = None
     scored: list[Any] = []
@@ -63,8 +58,7 @@ def run_load(spec_path: Path) -> None:
         for k, start in enumerate(starts):  # spread over the loop's run, as the worker's are
             time.sleep(max(0.0, t0 + spec["spread_s"] * (k + 1) / len(starts) - time.monotonic()))
             sink.write(scored[start:start + size])
-    Path(spec["done"]).write_text(json.dumps({"cpu_s": time.process_time() - c0,
-                                              "wall_s": time.monotonic() - t0}))
+    Path(spec["done"]).write_text(json.dumps({"cpu_s": time.process_time() - c0}))
     producer.close()
 
 
@@ -77,13 +71,10 @@ def services_alone(run: Any, docs: list[Any], bare: Any, insert_rows: int | None
     k = run.settings.kafka
     topic = f"{k.raw_topic}.ceiling"
     ensure_topics(k, [TopicSpec(topic, k.partitions, k.replication_factor)])
-    data = run.settings.model_dump(mode="json")
-    data["clickhouse"]["password"] = run.settings.clickhouse.password.get_secret_value()
-    data["alerts"]["smtp_password"] = ""
     files = {name: run.dir / f"ceiling-{name}" for name in ("ready", "go", "done")}
-    spec = {"settings": data, "topic": topic, "spread_s": spread_s,
+    spec = {"settings": run.child_settings(), "topic": topic, "spread_s": spread_s,
             "documents": [d.model_dump_json() for d in docs],
-            "predictions": prediction_dicts(bare.predictions),
+            "predictions": [dataclasses.asdict(p) for p in bare.predictions],
             "insert_rows": insert_rows if run.backend == "server" else None,
             **{name: str(path) for name, path in files.items()}}
     spec_path = run.dir / "ceiling-spec.json"

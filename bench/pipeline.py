@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _bare import Bare, thread_settings
-from _burst import BurstProducer, partition_for
+from _burst import BurstProducer, burst_records
 from _ceiling import run_load, services_alone
 from _pipeline_parts import (
     RunResult,
@@ -132,9 +132,7 @@ class Run:
             self.poller = VisibilityPoller(self.store, self.settings.worker.run_id,
                                            self.visible.__setitem__)
             self.poller.start()
-        data = self.settings.model_dump(mode="json")
-        data["clickhouse"]["password"] = self.settings.clickhouse.password.get_secret_value()
-        data["alerts"]["smtp_password"] = ""
+        data = self.child_settings()
         for i in range(self.n_workers):
             spec = {"settings": data, "progress": str(self.dir / f"progress-{i}.json"),
                     "stop": str(self.dir / "stop"),
@@ -152,6 +150,13 @@ class Run:
         self.producer = KafkaProducer(bootstrap_servers=self.settings.kafka.bootstrap_servers,
                                       acks="all", linger_ms=5)
         self.burst_producer = BurstProducer(self.settings.kafka.bootstrap_servers)
+
+    def child_settings(self) -> dict[str, Any]:
+        """The run's settings as JSON for a child process (the ClickHouse password kept)."""
+        data: dict[str, Any] = self.settings.model_dump(mode="json")
+        data["clickhouse"]["password"] = self.settings.clickhouse.password.get_secret_value()
+        data["alerts"]["smtp_password"] = ""
+        return data
 
     def close_producers(self) -> None:
         if self.producer is not None:
@@ -356,13 +361,6 @@ class Run:
         result.latency_p50, result.latency_p99 = percentile(lat, 50), percentile(lat, 99)
         inserts = ins1[0] - ins0[0]
         result.rows_per_insert_paced = (ins1[1] - ins0[1]) / inserts if inserts else None
-
-
-def burst_records(docs: list[Any], partitions: int) -> list[tuple[bytes, bytes, int]]:
-    """(key, value, partition) per document, made before the clock starts: a crawler
-    serialises and partitions on its own machine (see bench/_burst.py)."""
-    return [(d.id.encode(), d.to_json(), partition_for(d.id.encode(), partitions))
-            for d in docs]
 
 
 def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
