@@ -135,6 +135,7 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
                 first = await loop.run_in_executor(classify_executor,
                                                    scorer.decode_and_classify, messages)
                 stats.model_seconds += first.classify_s
+                stats.predict_seconds += first.model_s
                 if previous_handed is not None:
                     await previous_handed.wait()  # groups are filled in batch order
             finally:
