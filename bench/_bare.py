@@ -32,7 +32,7 @@ class Bare:
         engine = getattr(self.clf, "sentiment", None)
         runtime = (f"{engine.backend} on {engine.device}" if engine is not None
                    else settings.backend)
-        self.what = f"{pred.model_name} {pred.model_version} (backend {runtime})"
+        self.what = f"{self.clf.name} {pred.model_version} (backend {runtime})"
         self.runs: list[tuple[float, float]] = []  # (docs/s, CPU-s per 1000 docs)
         self.predictions: list[Any] = []  # the last pass's (rows for the ceiling's inserts)
 

@@ -78,3 +78,27 @@ class BurstProducer:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
             self.loop.close()
+
+
+def trim_topics(bootstrap: str, prefix: str) -> int:
+    """Delete the records already in the run's topics (Kafka DeleteRecords); returns how many.
+
+    noida-db's CPU per record grows with what its log holds: six rounds of 2,000 records in and
+    out cost it 0.12, 0.39, 0.56, 0.65, 1.06, 0.99 CPU-s, and 0.11-0.22 each with the log
+    trimmed between rounds (2026-12-04). Repeated bursts into one log would each pay for the
+    ones before (0.08 -> 0.57 CPU-s per 1000 documents over four bursts), which a real broker's
+    append-only segments do not. Called only once every record was consumed and stored."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        parts = [TopicPartition(t, p) for t in sorted(consumer.topics()) if t.startswith(prefix)
+                 for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = {tp: int(end) for tp, end in consumer.end_offsets(parts).items() if end}
+        if ends:
+            admin.delete_records(ends)
+        return sum(ends.values())
+    finally:
+        admin.close()
+        consumer.close()

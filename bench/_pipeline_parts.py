@@ -177,7 +177,8 @@ def run_child(spec_path: Path) -> None:
         data = {"pid": os.getpid(), "messages": stats.messages, "batches": stats.batches,
                 "inserts": sink.inserts, "rows": sink.rows, "largest_insert": sink.largest,
                 "rejected": stats.rejected,
-                "model_s": stats.model_seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
+                "model_s": stats.model_seconds, "predict_s": stats.predict_seconds,
+                "peak_rss_mb": usage.ru_maxrss / 1024,
                 "cpu_s": usage.ru_utime + usage.ru_stime, "threads": thread_cpu(),
                 "final": final}
         if final:  # what the store holds for the run: the benchmark checks nothing is missing
@@ -217,6 +218,58 @@ class RunResult:
     ceiling_cpu: dict[str, float] = field(default_factory=dict)  # its load, broker, server
     load: tuple[float, float] = (0.0, 0.0)
     note: str = ""
+    ratios: list[float] = field(default_factory=list)  # every burst's, against its own bare
+    split: dict[str, float] = field(default_factory=dict)  # where the wall time went (1 worker)
+    bursts: list[dict[str, Any]] = field(default_factory=list)  # each burst's own figures
+    trimmed: int = 0  # records deleted from the run's topics between phases (_burst.trim_topics)
+
+
+@dataclass
+class Burst:
+    """One timed burst: totals over its wall time (CPU and thread seconds, not yet per doc)."""
+
+    docs: int
+    wall: float
+    cpu: dict[str, float]  # CPU-s by process
+    threads: dict[str, float]  # the workers' CPU-s by thread
+    classify_s: float  # the classify threads' busy time (decode, model calls, records)
+    predict_s: float  # of which inside predict_batch
+    inserts: int
+    rows: int
+
+    @property
+    def rate(self) -> float:
+        return self.docs / self.wall
+
+
+def combine(result: RunResult, bursts: list[Burst], bares: list[tuple[float, float]]) -> int:
+    """Fill `result` from N bursts and the N + 1 bare passes around them (bare, burst, bare,
+    burst, ... bare): each burst's ratio is against the passes right before and after it; the
+    row shows the median burst, CPU and thread columns are totals over all bursts. Returns the
+    median burst's index."""
+    near = [((bares[i][0] + bares[i + 1][0]) / 2, (bares[i][1] + bares[i + 1][1]) / 2)
+            for i in range(len(bursts))]
+    result.ratios = [b.rate / n[0] for b, n in zip(bursts, near, strict=True)]
+    result.bursts = [{"docs_per_s": b.rate, "bare": n[0], "ratio": r,
+                      "cpu": {k: v * 1000 / b.docs for k, v in b.cpu.items()}}
+                     for b, n, r in zip(bursts, near, result.ratios, strict=True)]
+    mid = sorted(range(len(bursts)), key=lambda i: result.ratios[i])[len(bursts) // 2]
+    result.docs_per_s, result.bare = bursts[mid].rate, near[mid]
+    docs, wall = sum(b.docs for b in bursts), sum(b.wall for b in bursts)
+    result.cpu = {k: sum(b.cpu[k] for b in bursts) * 1000 / docs for k in bursts[0].cpu}
+    names = {k for b in bursts for k in b.threads}
+    result.threads = {k: sum(b.threads.get(k, 0.0) for b in bursts) * 1000 / docs
+                      for k in names}
+    workers = result.workers
+    result.classifier_busy = sum(b.classify_s for b in bursts) / wall / workers
+    inserts = sum(b.inserts for b in bursts)
+    result.rows_per_insert = sum(b.rows for b in bursts) / inserts if inserts else None
+    if workers == 1:  # one classify thread: its time splits the wall clock
+        classify, predict = sum(b.classify_s for b in bursts), sum(b.predict_s for b in bursts)
+        bare = sum(b.docs / n[0] for b, n in zip(bursts, near, strict=True))
+        result.split = {"wall": wall, "bare": bare, "model": predict,
+                        "records": classify - predict, "waiting": wall - classify}
+    return mid
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -231,22 +284,22 @@ def tables(results: list[RunResult], bares: dict[str, tuple[float, float]],
     """`bares`: each thread setting's bare (docs/s, CPU-s per 1000 documents), all runs."""
     thr = Table("Throughput: bare classifier vs end to end (produce -> queryable)",
                 ["backend", "workers", "classifier threads", "docs/s", "bare docs/s alongside",
-                 "ratio to bare",
+                 "ratio to bare", "ratio, every burst",
                  "ceiling (services alone)", "CPU ratio", "worker CPU ratio",
                  "CPU-s/1000 docs (all)",
                  "workers", "broker", "ClickHouse", "bench", "load avg"])
     for label, (bare_rate, bare_cpu) in bares.items():
         thr.add("bare predict_batch (all runs)", "-", label, bare_rate, bare_rate, 1.0, None,
-                1.0, 1.0, bare_cpu, bare_cpu, None, None, None, None)
+                None, 1.0, 1.0, bare_cpu, bare_cpu, None, None, None, None)
     for r in results:
         if r.docs_per_s is None:
             thr.add(r.backend, r.workers, r.classifier_threads, None, None, None, None, None,
-                    None, None, None, None, None, None, r.note)
+                    None, None, None, None, None, None, None, r.note)
             continue
         total = sum(v for k, v in r.cpu.items() if k != "bench")
         near_rate, near_cpu = r.bare or bares.get(r.classifier_threads, (1.0, 1.0))
         thr.add(r.backend, r.workers, r.classifier_threads, r.docs_per_s, near_rate,
-                r.docs_per_s / near_rate,
+                r.docs_per_s / near_rate, " ".join(f"{x:.2f}" for x in sorted(r.ratios)),
                 r.ceiling, near_cpu / total if total else None,
                 near_cpu / r.cpu["workers"] if r.cpu.get("workers") else None, total,
                 r.cpu.get("workers"), r.cpu.get("broker"), r.cpu.get("clickhouse"),
@@ -265,7 +318,10 @@ def tables(results: list[RunResult], bares: dict[str, tuple[float, float]],
                      "own; chdb stays in, it runs inside the worker); "
                      "'ratio to bare' is wall clock against the bare loop run right before and "
                      "right after that burst (same texts, batch size and threads, model warm, "
-                     "services up but idle), so load drifting between rows cancels out; "
+                     "services up but idle), so load drifting between rows cancels out; each "
+                     "configuration runs several bursts (--bursts), each between two bare "
+                     "passes: the row shows the median burst, 'every burst' all of them, "
+                     "lowest first, and the CPU columns are totals over all of them; "
                      "ceiling = the bare loop once more while a separate process replays only "
                      "the services' share of the burst (the same payloads produced to the same "
                      "broker; on the server backend the same rows inserted in the burst's "
@@ -302,4 +358,21 @@ def tables(results: list[RunResult], bares: dict[str, tuple[float, float]],
                      "tokenizer's, chdb's); MainThread = Faust's event loop (agent, inserts' "
                      "hand-off, sends); the thread Faust names after its consumer fetches from "
                      "Kafka. Read from /proc per thread, +-0.5 s at either end of the burst.")
-    return [thr, lat, per]
+    split = Table("Where one worker's burst time went (seconds, all bursts)",
+                  ["backend", "classifier threads", "burst wall", "bare loop, same documents",
+                   "model calls", "model calls / bare", "decode + records",
+                   "classify thread waiting", "ratio to bare"])
+    for r in results:
+        sp = r.split
+        if sp:
+            split.add(r.backend, r.classifier_threads, sp["wall"], sp["bare"], sp["model"],
+                      sp["model"] / sp["bare"], sp["records"], sp["waiting"],
+                      sp["bare"] / sp["wall"])
+    split.notes.append("The burst's wall clock is the worker's classify thread inside "
+                       "predict_batch (model calls: the same call the bare loop makes, on the "
+                       "same documents; over 1.00 it ran slower beside the plumbing, which "
+                       "shares its cores), decoding the raw messages and building the scored "
+                       "records on that thread, and that thread waiting: for the first batch "
+                       "to arrive (fetch), between batches, and for the last insert to be "
+                       "acknowledged. 'ratio to bare' here is over all bursts together.")
+    return [thr, lat, per, split]

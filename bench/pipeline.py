@@ -16,7 +16,11 @@ stream, keyed by document id so partitions fill evenly):
    bench itself (producer + poller), so results on a loaded machine can still be compared;
 6. the ceiling: the bare loop beside the services alone, no worker (bench/_ceiling.py);
 7. all of it at each classifier thread setting (`--threads default,spare`: one per core, and
-   cores - 1, which leaves a core to the plumbing; `spare` runs one worker).
+   cores - 1, which leaves a core to the plumbing; `spare` runs one worker);
+8. where one worker's burst time went: its classify thread in predict_batch (against the bare
+   loop on the same documents), decoding and building records, and waiting.
+Each configuration runs `--bursts` timed bursts (3), each between two bare passes, and shows
+the median burst with every burst's ratio beside it: one pass moves by +-15% on a noisy VM.
 The timed burst is produced as one record batch per partition (bench/_burst.py).
 chdb allows one process per data path, so chdb runs with one worker only. A document is
 queryable when the insert holding it was acknowledged (a MergeTree insert is synchronous; every
@@ -41,11 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from _bare import Bare, thread_settings
-from _burst import BurstProducer, burst_records
+from _burst import BurstProducer, burst_records, trim_topics
 from _ceiling import run_load, services_alone
 from _pipeline_parts import (
+    Burst,
     RunResult,
     VisibilityPoller,
+    combine,
     cpu_seconds,
     percentile,
     run_child,
@@ -158,6 +164,11 @@ class Run:
         data["alerts"]["smtp_password"] = ""
         return data
 
+    def trim(self, result: RunResult) -> None:
+        """Empty the run's topics once all sent was stored (see `trim_topics`)."""
+        k = self.settings.kafka
+        result.trimmed += trim_topics(k.bootstrap_servers, k.raw_topic.removesuffix("raw"))
+
     def close_producers(self) -> None:
         if self.producer is not None:
             self.producer.close()
@@ -257,8 +268,11 @@ class Run:
             snap["clickhouse"] = cpu_seconds(self.env.ch_pid)
         return snap
 
-    def model_seconds(self) -> float:
-        return sum(float(self.progress(i).get("model_s", 0.0)) for i in range(self.n_workers))
+    def model_seconds(self) -> tuple[float, float]:
+        """The classify threads' busy seconds, and how many of them in predict_batch."""
+        got = [self.progress(i) for i in range(self.n_workers)]
+        return (sum(float(p.get("model_s", 0.0)) for p in got),
+                sum(float(p.get("predict_s", 0.0)) for p in got))
 
     def totals(self) -> tuple[int, int]:
         inserts = rows = 0
@@ -311,7 +325,7 @@ class Run:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, p in enumerate(self.procs)]
 
-    def burst(self, docs: list[Any], result: RunResult) -> None:
+    def burst(self, docs: list[Any]) -> Burst:
         spies = self.profile()
         before, ins0, th0 = self.cpu_snapshot(), self.totals(), self.thread_cpu()
         busy0 = self.model_seconds()
@@ -328,16 +342,15 @@ class Run:
         t1 = max(self.visible[i] for i in ids)
         after, ins1 = self.cpu_snapshot(), self.totals()
         time.sleep(0.6)  # the next progress write (every 0.5 s) holds the threads' CPU
-        th1 = self.thread_cpu()
-        result.classifier_busy = (self.model_seconds() - busy0) / (t1 - t0) / self.n_workers
-        result.threads = {k: (th1[k] - th0.get(k, 0.0)) * 1000 / len(docs) for k in th1}
+        th1, busy1 = self.thread_cpu(), self.model_seconds()
         for spy in spies:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
-        result.docs_per_s = len(docs) / (t1 - t0)
-        result.cpu = {k: (after[k] - before[k]) * 1000 / len(docs) for k in after}
-        inserts = ins1[0] - ins0[0]
-        result.rows_per_insert = (ins1[1] - ins0[1]) / inserts if inserts else None
+        return Burst(docs=len(docs), wall=t1 - t0,
+                     cpu={k: after[k] - before[k] for k in after},
+                     threads={k: th1[k] - th0.get(k, 0.0) for k in th1},
+                     classify_s=busy1[0] - busy0[0], predict_s=busy1[1] - busy0[1],
+                     inserts=ins1[0] - ins0[0], rows=ins1[1] - ins0[1])
 
     def paced(self, docs: list[Any], rate: float, result: RunResult) -> None:
         ins0 = self.totals()
@@ -370,24 +383,28 @@ def measure(env: Env, backend: str, workers: int, docs: dict[str, list[Any]],
     result = RunResult(backend, workers, classifier_threads=bare.label)
     broker = None
     if not args.bootstrap:  # a fresh broker per configuration (see start_services)
-        broker = EmbeddedBroker(env.tmp / f"broker-{backend}-{workers}").start()
+        broker = EmbeddedBroker(env.tmp / f"broker-{backend}-{workers}-{bare.label}").start()
         env.bootstrap, env.broker_pid = broker.bootstrap, broker.pid
     run = Run(env, backend, workers, args, bare.threads)
     load0 = os.getloadavg()[0]
     try:
         run.start()
         run.warm_up(docs["warm"])
+        run.trim(result)
         result.idle_cpu_pct = run.idle_cpu(args.idle_seconds)
-        before = bare.run()
-        run.burst(docs["burst"], result)
-        after = bare.run()
-        result.bare = ((before[0] + after[0]) / 2, (before[1] + after[1]) / 2)
+        passes, bursts = [bare.run()], []
+        for batch in docs["bursts"]:  # bare, burst, bare, burst, ..., bare
+            bursts.append(run.burst(batch))
+            run.trim(result)
+            passes.append(bare.run())
+        mid = combine(result, bursts, passes)
         assert result.docs_per_s is not None
         if not args.no_ceiling:
             rate, result.ceiling_cpu = services_alone(
-                run, docs["burst"], bare, round(result.rows_per_insert or args.batch_size),
-                len(docs["burst"]) / result.docs_per_s)
+                run, docs["bursts"][mid], bare, round(result.rows_per_insert or args.batch_size),
+                bursts[mid].wall)
             result.ceiling = rate / result.bare[0]
+            run.trim(result)
         rate = max(1.0, result.docs_per_s / 2)
         n = max(10, min(len(docs["paced"]), int(rate * args.paced_seconds)))
         run.paced(docs["paced"][:n], rate, result)
@@ -434,7 +451,10 @@ def start_services(args: argparse.Namespace, stack: list[Any]) -> Env:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--documents", type=int, default=2000, help="documents in the timed burst")
+    ap.add_argument("--documents", type=int, default=2000, help="documents in each timed burst")
+    ap.add_argument("--bursts", type=int, default=3,
+                    help="timed bursts per configuration, each between two bare passes; the "
+                         "row shows the median burst, the range column all of them")
     ap.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     ap.add_argument("--backends", default="chdb,server")
     ap.add_argument("--batch-size", type=int, default=64)
@@ -471,6 +491,7 @@ def main() -> None:
         return
     if args.smoke:
         args.documents, args.workers, args.paced_seconds = SMOKE_DOCS, "1", 2.0
+        args.bursts = 2
         args.idle_seconds = 1.0
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     workers = [int(w) for w in args.workers.split(",")]
@@ -479,10 +500,11 @@ def main() -> None:
 
     n = args.documents
     n_warm = max(2 * args.batch_size, 4 * args.partitions)
-    sample = generate(n_warm + 2 * n, seed=11).documents
-    docs = {"warm": sample[:n_warm], "burst": sample[n_warm:n_warm + n],
-            "paced": sample[n_warm + n:]}
-    texts = [d.classify_text for d in docs["burst"]]
+    sample = generate(n_warm + (args.bursts + 1) * n, seed=11).documents
+    burst_docs = [sample[n_warm + i * n:n_warm + (i + 1) * n] for i in range(args.bursts)]
+    docs = {"warm": sample[:n_warm], "bursts": burst_docs,
+            "paced": sample[n_warm + args.bursts * n:]}
+    texts = [d.classify_text for d in burst_docs[0]]
     stack: list[Any] = []
     results: list[RunResult] = []
     bares: list[Bare] = []

@@ -41,10 +41,19 @@ def test_pipeline_smoke(tmp_path: Path, kafka_bootstrap: str,
         assert 0 < r["classifier_busy"] <= 1.05 and r["threads"]["finsentry-classify"] > 0
         # the bare loop beside the services alone (bench/_ceiling.py) ran in its own process
         assert r["ceiling"] > 0 and r["ceiling_cpu"]["load"] > 0
+        # every burst's ratio is kept; the row is the median one's
+        assert len(r["ratios"]) == 2 and min(r["ratios"]) > 0
+        # the topics were emptied after the warm-up and each burst (noida-db's cost per
+        # record grows with its log): warm-up + 2 bursts, raw and scored, at the least
+        assert r["trimmed"] >= 2 * (2 * 96 + 8)
+        split = r["split"]  # one worker: the classify thread's time splits the burst's wall
+        assert 0 < split["model"] < split["wall"] and split["bare"] > 0
+        assert abs(split["model"] + split["records"] + split["waiting"] - split["wall"]) < 1e-6
     assert record["meta"]["visibility"] == "ack"
-    assert len(record["meta"]["bare_runs_docs_per_s"]) == 5  # first, then before + after each
-    # (the ceiling's pass is not a bare figure)
-    assert [len(b["runs"]) for b in record["meta"]["bare_by_threads"].values()] == [5, 5]
+    # per thread setting: the first pass, then per backend bare, burst, bare, burst, bare
+    # (smoke runs 2 bursts; the ceiling's pass is not a bare figure)
+    assert len(record["meta"]["bare_runs_docs_per_s"]) == 7
+    assert [len(b["runs"]) for b in record["meta"]["bare_by_threads"].values()] == [7, 7]
     assert runs[("server", "default")]["bytes_per_row"] > 0
 
 
