@@ -21,6 +21,9 @@ stream, keyed by document id so partitions fill evenly):
    loop on the same documents), decoding and building records, and waiting.
 Each configuration runs `--bursts` timed bursts (3), each between two bare passes, and shows
 the median burst with every burst's ratio beside it: one pass moves by +-15% on a noisy VM.
+Each configuration gets a fresh noida-db with a data folder of its own, and its topics are
+emptied after the warm-up and each burst, because noida-db's CPU per record grows with what its
+log holds (bench/_burst.trim_topics).
 The timed burst is produced as one record batch per partition (bench/_burst.py).
 chdb allows one process per data path, so chdb runs with one worker only. A document is
 queryable when the insert holding it was acknowledged (a MergeTree insert is synchronous; every
