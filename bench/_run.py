@@ -57,6 +57,7 @@ def make_settings(env: Env, backend: str, run_dir: Path, args: argparse.Namespac
                   "partitions": args.partitions},
         "clickhouse": ch, "models": models,
         "worker": {"app_id": f"bench-{tag}", "run_id": f"bench-{tag}",
+                   "data_dir": str(run_dir / "faust"),
                    "batch_size": args.batch_size, "batch_max_wait_s": args.batch_max_wait,
                    "pipeline_depth": args.pipeline_depth, **worker_overrides(args)},
     })

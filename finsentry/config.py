@@ -129,6 +129,10 @@ class WorkerSettings(Section):
     empty_fetch_backoff_s: float = Field(
         0.05, ge=0, le=5, description="Pause after an empty fetch a broker answered at once "
         "(noida-db); 0 = off")
+    data_dir: Path = Field(
+        Path(".finsentry/worker"), description="Faust's local folder, one sub-folder per app "
+        "id (its version marker only: tables are in memory); Faust's own default is a folder "
+        "per app id in the working directory")
 
 
 class ModelSettings(Section):

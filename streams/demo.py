@@ -91,7 +91,8 @@ def _run(settings: Settings, out_dir: Path, sample: SampleStream, run_id: str, s
             "clickhouse": {**settings.clickhouse.model_dump(), "host": None,
                            "chdb_path": out_dir / "chdb"},
             "worker": {**settings.worker.model_dump(), "run_id": run_id,
-                       "app_id": f"finsentry-demo-{stamp}"},
+                       "app_id": f"finsentry-demo-{stamp}",
+                       "data_dir": broker_dir / "faust"},  # removed with broker_dir
         })
         ensure_topics(settings.kafka)
         produced = _produce(settings, sample)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -82,6 +83,7 @@ def consume_all(kafka: KafkaSettings, topic: str, expect: int, timeout: float = 
 
 def settings_for(kafka: KafkaSettings, ch: ClickHouseSettings, **worker: Any) -> Settings:
     tag = uuid.uuid4().hex[:6]
+    worker.setdefault("data_dir", str(Path(tempfile.gettempdir()) / "finsentry-tests-faust"))
     return Settings(
         kafka=kafka, clickhouse=ch,
         worker={"app_id": f"test-worker-{tag}", "run_id": f"test-{tag}", "batch_size": 64,

@@ -34,7 +34,7 @@ WORKER_TIMEOUT = 420
 
 def _prepare(kafka: KafkaSettings, ch: ClickHouseSettings, tmp_path: Path,
              **worker: object) -> tuple[Settings, Path]:
-    settings = prepare_pipeline(kafka, ch, **worker)
+    settings = prepare_pipeline(kafka, ch, data_dir=str(tmp_path / "faust"), **worker)
     return settings, write_config(settings, tmp_path / "finsentry.toml")
 
 
@@ -105,6 +105,9 @@ def test_2000_documents_stored_exactly_once(kafka_settings: KafkaSettings,
     assert batches["stored"] == batches["rows"] == 2000
     assert batches["n"] >= 2000 / settings.worker.batch_size
     assert batches["rows"] / batches["inserts"] > settings.worker.batch_size, batches
+    # Faust's folder is under worker.data_dir, not <app_id>-data in the working directory
+    assert (tmp_path / "faust" / settings.worker.app_id / "v1").is_dir()
+    assert not Path(f"{settings.worker.app_id}-data").exists()
 
 
 def test_worker_killed_midstream_loses_nothing(store_settings: ClickHouseSettings,
