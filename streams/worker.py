@@ -80,12 +80,14 @@ def build_app(settings: Settings, scorer: BatchScorer, stats: ProcessorStats,
 
     k, w = settings.kafka, settings.worker
     install_fetch_backoff(w.empty_fetch_backoff_s)
+    datadir = w.data_dir.expanduser()
+    datadir.mkdir(parents=True, exist_ok=True)  # Faust makes only its own sub-folder
     classify_executor = classify_executor or executor
     app = faust.App(
         w.app_id,
         broker=faust_broker_urls(k.bootstrap_servers),
         store="memory://",
-        datadir=str(w.data_dir.expanduser() / "{conf.name}"),
+        datadir=str(datadir / "{conf.name}"),
         value_serializer="raw",
         key_serializer="raw",
         broker_session_timeout=k.session_timeout_s,
