@@ -353,11 +353,13 @@ def tables(results: list[RunResult], bares: dict[str, tuple[float, float]],
             if cpu >= 0.005:
                 per.add(r.backend, r.workers, r.classifier_threads, name, cpu,
                         cpu / total if total else None)
-    per.notes.append("finsentry-classify = decode + predict_batch's Python side; native = "
-                     "threads Python did not start (ONNX Runtime's intra-op pool, the "
-                     "tokenizer's, chdb's); MainThread = Faust's event loop (agent, inserts' "
-                     "hand-off, sends); the thread Faust names after its consumer fetches from "
-                     "Kafka. Read from /proc per thread, +-0.5 s at either end of the burst.")
+    per.notes.append("finsentry-classify = decode + predict_batch (its own lane of each "
+                     "batch); finsentry-lane_N = the classifier's other lanes (models.parallel); "
+                     "native = threads Python did not start (ONNX Runtime's intra-op pool with "
+                     "parallel=operators, the tokenizer's, chdb's); MainThread = Faust's event "
+                     "loop (agent, inserts' hand-off, sends); the thread Faust names after its "
+                     "consumer fetches from Kafka. Read from /proc per thread, +-0.5 s at "
+                     "either end of the burst.")
     split = Table("Where one worker's burst time went (seconds, all bursts)",
                   ["backend", "classifier threads", "burst wall", "bare loop, same documents",
                    "model calls", "model calls / bare", "decode + records",

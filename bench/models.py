@@ -13,7 +13,10 @@ Prints one Markdown table per part:
 3. English documents/s of the multi-task default (one pass, both heads) against today's
    two-model default (sentiment pass + topic pass), same batch, length, threads; without a
    shipped en-multitask the encoder is MiniLM with untrained heads (same cost per pass);
-4. on a CUDA machine: bf16 documents/s at batch 256/1024.
+4. the default classifier's `predict_batch` at the worker's batch (64) on the pipeline's mixed
+   English/Chinese sample, with the ONNX threads as lanes (the default: one slice of each inner
+   batch per thread) and as ONNX Runtime's operator threads, alternating pass by pass;
+5. on a CUDA machine: bf16 documents/s at batch 256/1024.
 Inputs for the speed table are long enough to fill `max length`, so every row does the work its
 label says.
 """
@@ -196,6 +199,43 @@ def speed_table(threads: int, cache: Path, n_batches: int,
     return rows
 
 
+def parallel_table(threads: int, cache: Path, docs: int, rounds: int) -> Table:
+    """predict_batch docs/s and CPU with lanes vs operator threads, in alternating passes
+    (the load on a shared machine drifts between passes; each round's ratio is its own)."""
+    import statistics
+
+    from finsentry.config import ModelSettings
+    from finsentry.models import load_classifier
+    from finsentry.streams.sample import generate
+
+    texts = [d.classify_text for d in generate(docs, seed=11).documents]
+    clfs = {mode: load_classifier(ModelSettings(threads=threads, parallel=mode,
+                                                derived_cache=cache))
+            for mode in ("lanes", "operators")}
+    runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in clfs}
+    for clf in clfs.values():
+        clf.predict_batch(texts[:64])  # warm-up
+    for _ in range(rounds):
+        for mode, clf in clfs.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            for i in range(0, len(texts), 64):
+                clf.predict_batch(texts[i:i + 64])
+            took, cpu = time.perf_counter() - t0, time.process_time() - c0
+            runs[mode].append((len(texts) / took, cpu * 1000 / len(texts)))
+    table = Table(f"ONNX threads as lanes vs operator threads ({threads} threads)",
+                  ["parallel", "docs/s (median)", "CPU-s/1000 docs (median)",
+                   "lanes / operators, every round"])
+    ratios = sorted(a[0] / b[0] for a, b in zip(runs["lanes"], runs["operators"], strict=True))
+    for mode, got in runs.items():
+        table.add(mode, statistics.median(r for r, _ in got),
+                  statistics.median(c for _, c in got),
+                  " ".join(f"{r:.2f}" for r in ratios) if mode == "lanes" else "-")
+    table.notes.append(f"The default classifier's predict_batch at batch 64 over {len(texts)} "
+                       "documents of the pipeline's sample (English and Chinese), "
+                       f"{rounds} alternating passes per mode (models.parallel).")
+    return table
+
+
 def gpu_table(n_batches: int) -> list[str]:
     import torch
 
@@ -220,6 +260,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, default=PROJECT_ROOT.parent / "shared" / "data")
     ap.add_argument("--batches", type=int, default=2, help="timed batches per speed cell")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="alternating passes per mode in the lanes/operators table")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--teacher", type=Path, default=None,
                     help="an English sentiment teacher folder to report beside the students")
@@ -248,6 +290,8 @@ def main() -> None:
                                         [[f"no data at {args.data}: not measured"]]))
             speed = speed_table(args.threads, cache, args.batches)
         tables.append(Table.from_markdown(f"Documents/s ({args.threads} threads)", speed))
+        tables.append(parallel_table(args.threads, cache, 128 if args.smoke else 2000,
+                                     1 if args.smoke else args.rounds))
         if not args.smoke:
             tables.append(Table.from_markdown(
                 f"Multi-task vs two-model documents/s ({args.threads} threads)",

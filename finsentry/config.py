@@ -157,9 +157,13 @@ class ModelSettings(Section):
     batch_size: int = Field(64, ge=1, description="Inner batch for the forward pass")
     quantize: bool = Field(True, description="int8 fast path on CPU")
     threads: int | None = Field(
-        None, ge=1, description="Classifier threads (torch and ONNX Runtime intra-op); unset = "
-        "the runtime's default, one per core. cores - 1 leaves a core to the worker's event "
+        None, ge=1, description="Classifier threads (ONNX lanes or intra-op threads, torch "
+        "threads); unset = one per usable core. cores - 1 leaves a core to the worker's event "
         "loop and inserts: on 2 cores that costs speed, see docs/performance.md")
+    parallel: Literal["lanes", "operators"] = Field(
+        "lanes", description="How the ONNX backend uses its threads: lanes = each inner batch "
+        "cut into one slice per thread, each run whole on its own thread (faster, measured); "
+        "operators = ONNX Runtime splits every operator across the threads")
     backend: Literal["auto", "torch", "int8", "onnx"] = Field(
         "auto", description="CPU runtime: auto = the int8 fast path when quantize, else torch")
     data_root: Path | None = Field(None, description="Labelled data; unset = ../shared/data "

@@ -95,6 +95,7 @@ class DefaultClassifier(Classifier):
         kw: dict[str, Any] = {
             "device": settings.device, "max_length": settings.max_length,
             "batch_size": settings.batch_size, "threads": settings.threads,
+            "parallel": settings.parallel,
             "cache_dir": settings.derived_cache,
             "backend": settings.backend if settings.quantize or settings.backend != "auto"
             else "torch",

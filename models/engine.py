@@ -13,9 +13,16 @@ The int8 paths quantise activations with one scale per batch, so a text's probab
 with its batch-mates: a few hundredths for the 3-way sentiment heads, up to about 0.16 for the
 top class of the 20-way topic head on an ambiguous text that shares a batch with texts of very
 different length (length sorting keeps batch-mates alike in real streams). fp32 results are
-batch-invariant to float tolerance. One lock serialises calls: fast tokenizers and the int8
-kernels are not meant to be driven from several threads at once, and on CPU the kernels
-already use every core.
+batch-invariant to float tolerance. One lock serialises calls: a fast tokenizer is not meant
+to be driven from several threads at once, and one call already uses every core.
+
+On CPU the ONNX backend spends its threads in *lanes* (`parallel="lanes"`, the default): each
+inner batch is cut into one interleaved slice per thread, and each slice runs whole on its own
+thread (its own tokenizer, the shared session at one intra-op thread). ONNX Runtime's own
+parallelism (`parallel="operators"`) splits every operator across the threads instead and
+waits for the slowest at each of the hundreds of operators per pass: measured on 2 cores,
+lanes run 1.1-1.2x faster, and a thread of the pipeline that preempts one lane no longer
+stalls the other (docs/performance.md, item 14).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +48,7 @@ from finsentry.models.runtime import length_order, pick_device, softmax
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "torch", "int8", "onnx")
+PARALLEL = ("lanes", "operators")
 _ANNOUNCED: dict[str, bool] = {}
 
 
@@ -74,6 +83,14 @@ class Head:
     temperature: float = 1.0
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask; cgroup quotas are not read)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def weights_hash(path: Path) -> str:
     """Short content hash of a model folder's config and weights (the model version)."""
     h = hashlib.sha256()
@@ -91,7 +108,7 @@ class TextModel:
 
     def __init__(self, path: Path, *, device: str = "auto", backend: str = "auto",
                  max_length: int = 128, batch_size: int = 64, threads: int | None = None,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, parallel: str = "lanes") -> None:
         import torch
         from transformers import AutoConfig, AutoTokenizer
 
@@ -105,6 +122,8 @@ class TextModel:
             backend = "torch" if self.device == "cuda" else "onnx"
         if self.device == "cuda" and backend != "torch":
             raise ModelError(f"backend {backend!r} is CPU-only (model {self.path})")
+        if parallel not in PARALLEL:
+            raise ModelError(f"unknown parallel mode {parallel!r} for model {self.path}")
         self.backend = backend
         self.max_length = max_length
         self.batch_size = batch_size
@@ -122,8 +141,15 @@ class TextModel:
             torch.set_num_threads(threads)
         self._session: Any = None
         self._model: Any = None
+        # lanes: one slice of each inner batch per thread, each with a tokenizer of its own
+        lanes = backend == "onnx" and parallel == "lanes"
+        self.lanes = (threads or usable_cores()) if lanes else 1
+        self._toks = [self._tok] + [AutoTokenizer.from_pretrained(self.path)
+                                    for _ in range(self.lanes - 1)]
+        self._pool = (ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="finsentry-lane")
+                      if self.lanes > 1 else None)
         if backend == "onnx":
-            self._session = self._onnx_session(cache_dir, threads)
+            self._session = self._onnx_session(cache_dir, 1 if self.lanes > 1 else threads)
         else:
             self._model = self._torch_model(backend)
 
@@ -214,11 +240,12 @@ class TextModel:
             fp32.unlink(missing_ok=True)
 
     # --- running ---------------------------------------------------------------------------
-    def _logits(self, texts: list[str]) -> np.ndarray:
-        """Every head's logits of one inner batch, concatenated along the last axis."""
+    def _logits(self, texts: list[str], lane: int = 0) -> np.ndarray:
+        """Every head's logits of one inner batch (or lane slice), concatenated on the last
+        axis; `lane` picks the tokenizer, so lanes never share one."""
         import torch
 
-        enc = self._tok(texts, padding=True, truncation=True, max_length=self.max_length,
+        enc = self._toks[lane](texts, padding=True, truncation=True, max_length=self.max_length,
                         return_tensors="np" if self._session is not None else "pt")
         if self._session is not None:
             feed = {k: np.asarray(enc[k], dtype=np.int64) for k in self._onnx_inputs}
@@ -237,8 +264,27 @@ class TextModel:
         with self._lock:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                raw[idx] = self._logits([texts[i] for i in idx])
+                raw[idx] = self._in_lanes([texts[i] for i in idx])
         return raw
+
+    def _in_lanes(self, batch: list[str]) -> np.ndarray:
+        """One length-sorted inner batch, cut into interleaved slices (alike in length, so
+        alike in work) run at once, one per lane; the caller's thread runs the first."""
+        n = min(self.lanes, len(batch))
+        if n == 1 or self._pool is None:
+            return self._logits(batch)
+        slices = [list(range(k, len(batch), n)) for k in range(n)]
+        futures = [self._pool.submit(self._logits, [batch[i] for i in rows], k)
+                   for k, rows in enumerate(slices[1:], start=1)]
+        try:
+            first = self._logits([batch[i] for i in slices[0]])
+        finally:
+            wait(futures)  # no lane outlives the call (the next one reuses its tokenizer)
+        out = np.empty((len(batch), first.shape[-1]), dtype=np.float32)
+        out[slices[0]] = first
+        for rows, future in zip(slices[1:], futures, strict=True):
+            out[rows] = future.result()
+        return out
 
     def head_probs(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Every head's calibrated probabilities from ONE forward pass per inner batch."""
@@ -259,7 +305,7 @@ class TextModel:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "backend": self.backend,
-                "device": self.device, "labels": list(self.labels),
+                "device": self.device, "lanes": self.lanes, "labels": list(self.labels),
                 "heads": {n: len(h.labels) for n, h in self.heads.items()}}
 
     def __repr__(self) -> str:

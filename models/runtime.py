@@ -28,8 +28,10 @@ def pick_device(device: str = "auto") -> str:
 
 
 def length_order(texts: Sequence[str]) -> list[int]:
-    """Indices of texts sorted by length, longest first (less padding per batch)."""
-    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    """Indices of texts sorted by length, longest first (less padding per batch); ties by
+    text, so the same texts in any order form the same batches and lane slices (int8 results
+    depend on batch-mates)."""
+    return sorted(range(len(texts)), key=lambda i: (-len(texts[i]), texts[i]))
 
 
 def batched_logits(model: Any, tokenizer: Any, texts: Sequence[str], max_length: int,

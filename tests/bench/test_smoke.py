@@ -61,8 +61,10 @@ def test_models_smoke(tmp_path: Path) -> None:
     done = _run(str(BENCH / "models.py"), "--smoke", "--results", str(tmp_path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     record = json.loads((tmp_path / "models.json").read_text())
-    (speed,) = record["tables"]
+    speed, parallel = record["tables"]
     assert speed["columns"][4] == "docs/s" and speed["rows"] and speed["rows"][0][4] > 0
+    assert [row[0] for row in parallel["rows"]] == ["lanes", "operators"]
+    assert all(row[1] > 0 and row[2] > 0 for row in parallel["rows"])
 
 
 OTHERS = sorted(p for p in BENCH.glob("*.py")

@@ -164,3 +164,29 @@ def test_onnx_threads_block_instead_of_spinning(default_classifier: Classifier) 
     assert engine.backend == "onnx"
     opts = engine._session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_lanes_split_each_batch_across_threads(derived_cache: Path) -> None:
+    """parallel=lanes (the default): each inner batch is cut into one slice per thread, run
+    whole on that thread (the session at one intra-op thread, a tokenizer per lane); results
+    agree with ONNX Runtime's own operator threads within the int8 batch-mate tolerance, and
+    the same texts in another order give the same slices, so exactly the same results."""
+    lanes = load_classifier(ModelSettings(derived_cache=derived_cache, threads=2))
+    ops = load_classifier(ModelSettings(derived_cache=derived_cache, threads=2,
+                                        parallel="operators"))
+    engine, plain = lanes.sentiment, ops.sentiment
+    assert engine.lanes == 2 and plain.lanes == 1
+    assert engine._session.get_session_options().intra_op_num_threads == 1
+    assert plain._session.get_session_options().intra_op_num_threads == 2
+    assert len({id(t) for t in engine._toks}) == 2
+    batch, other = lanes.predict_batch(TEXTS), ops.predict_batch(TEXTS)
+    reverse = lanes.predict_batch(TEXTS[::-1])[::-1]
+    assert any(t.name.startswith("finsentry-lane") for t in threading.enumerate())
+    for a, b, c in zip(batch, other, reverse, strict=True):
+        np.testing.assert_allclose(probs(a), probs(c), atol=1e-5)
+        np.testing.assert_allclose([a.sentiment_probs[k] for k in SENTIMENT_LABELS],
+                                   [b.sentiment_probs[k] for k in SENTIMENT_LABELS], atol=0.05)
+        if margin(b.sentiment_probs) > 0.1:
+            assert a.sentiment == b.sentiment
+    with pytest.raises(ModelError, match="unknown parallel mode"):
+        type(engine)(engine.path, parallel="threads")
