@@ -19,11 +19,13 @@ class Bare:
     """
 
     def __init__(self, texts: list[str], batch_size: int, threads: int | None,
-                 label: str) -> None:
+                 label: str, **models: Any) -> None:
+        """`models`: further ModelSettings fields (bench/models.py compares `parallel` modes)."""
         from finsentry.config import ModelSettings
         from finsentry.models import load_classifier
 
-        settings = ModelSettings.model_validate({} if threads is None else {"threads": threads})
+        settings = ModelSettings.model_validate(
+            models if threads is None else {"threads": threads, **models})
         self.texts, self.batch, self.threads, self.label = texts, batch_size, threads, label
         self.clf: Any = load_classifier(settings)
         self.rss = peak_rss_mb(os.getpid()) or 0.0

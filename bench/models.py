@@ -204,31 +204,24 @@ def parallel_table(threads: int, cache: Path, docs: int, rounds: int) -> Table:
     (the load on a shared machine drifts between passes; each round's ratio is its own)."""
     import statistics
 
-    from finsentry.config import ModelSettings
-    from finsentry.models import load_classifier
+    from _bare import Bare
+
     from finsentry.streams.sample import generate
 
     texts = [d.classify_text for d in generate(docs, seed=11).documents]
-    clfs = {mode: load_classifier(ModelSettings(threads=threads, parallel=mode,
-                                                derived_cache=cache))
-            for mode in ("lanes", "operators")}
-    runs: dict[str, list[tuple[float, float]]] = {mode: [] for mode in clfs}
-    for clf in clfs.values():
-        clf.predict_batch(texts[:64])  # warm-up
+    bares = {mode: Bare(texts, 64, threads, mode, parallel=mode, derived_cache=cache)
+             for mode in ("lanes", "operators")}
     for _ in range(rounds):
-        for mode, clf in clfs.items():
-            c0, t0 = time.process_time(), time.perf_counter()
-            for i in range(0, len(texts), 64):
-                clf.predict_batch(texts[i:i + 64])
-            took, cpu = time.perf_counter() - t0, time.process_time() - c0
-            runs[mode].append((len(texts) / took, cpu * 1000 / len(texts)))
+        for bare in bares.values():
+            bare.run()
     table = Table(f"ONNX threads as lanes vs operator threads ({threads} threads)",
                   ["parallel", "docs/s (median)", "CPU-s/1000 docs (median)",
                    "lanes / operators, every round"])
-    ratios = sorted(a[0] / b[0] for a, b in zip(runs["lanes"], runs["operators"], strict=True))
-    for mode, got in runs.items():
-        table.add(mode, statistics.median(r for r, _ in got),
-                  statistics.median(c for _, c in got),
+    ratios = sorted(a[0] / b[0] for a, b in zip(bares["lanes"].runs, bares["operators"].runs,
+                                                strict=True))
+    for mode, bare in bares.items():
+        table.add(mode, statistics.median(r for r, _ in bare.runs),
+                  statistics.median(c for _, c in bare.runs),
                   " ".join(f"{r:.2f}" for r in ratios) if mode == "lanes" else "-")
     table.notes.append(f"The default classifier's predict_batch at batch 64 over {len(texts)} "
                        "documents of the pipeline's sample (English and Chinese), "

@@ -20,14 +20,15 @@ On CPU the ONNX backend spends its threads in *lanes* (`parallel="lanes"`, the d
 inner batch is cut into one interleaved slice per thread, and each slice runs whole on its own
 thread (its own tokenizer, the shared session at one intra-op thread). ONNX Runtime's own
 parallelism (`parallel="operators"`) splits every operator across the threads instead and
-waits for the slowest at each of the hundreds of operators per pass: measured on 2 cores,
-lanes run 1.1-1.2x faster, and a thread of the pipeline that preempts one lane no longer
-stalls the other (docs/performance.md, item 14).
+waits for the slowest at each of the hundreds of operators per pass; lanes meet once per
+call. Measured on 2 cores: 1.02-1.18x the documents/s at 8% less CPU (docs/performance.md,
+item 14).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -136,16 +137,16 @@ class TextModel:
         self.labels: tuple[str, ...] = next(iter(self.heads.values())).labels
         self.output_names = list(self.heads)
         self._lock = threading.Lock()
-        self._tok = AutoTokenizer.from_pretrained(self.path)
         if threads:
             torch.set_num_threads(threads)
         self._session: Any = None
         self._model: Any = None
         # lanes: one slice of each inner batch per thread, each with a tokenizer of its own
+        # (copies: no second read of the tokenizer files)
         lanes = backend == "onnx" and parallel == "lanes"
         self.lanes = (threads or usable_cores()) if lanes else 1
-        self._toks = [self._tok] + [AutoTokenizer.from_pretrained(self.path)
-                                    for _ in range(self.lanes - 1)]
+        tok = AutoTokenizer.from_pretrained(self.path)
+        self._toks = [tok, *(copy.deepcopy(tok) for _ in range(self.lanes - 1))]
         self._pool = (ThreadPoolExecutor(self.lanes - 1, thread_name_prefix="finsentry-lane")
                       if self.lanes > 1 else None)
         if backend == "onnx":
@@ -213,7 +214,7 @@ class TextModel:
                   f"{target.parent.parent})", file=sys.stderr, flush=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         model = self._torch_model("torch")
-        enc = self._tok(["a short example", "another example text"], padding=True,
+        enc = self._toks[0](["a short example", "another example text"], padding=True,
                         return_tensors="pt")
         names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
         unique = f"{os.getpid()}-{threading.get_ident()}"  # concurrent first loads don't clash
